@@ -1,0 +1,3 @@
+"""ServicerVault command line."""
+import typer
+app = typer.Typer()
