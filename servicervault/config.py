@@ -1,0 +1,180 @@
+"""Where state lives (``VAULT_HOME``) and what a tenant is (``tenants/<id>.yaml``).
+
+Tenant files are strict on purpose: an unknown key is far more often a typo than an
+intention, and a typo in a storage block could point a tenant at the wrong bucket.
+Credentials appear only as the *names* of environment variables, so a tenant file can be
+committed and a secret manager (``doppler run --``) supplies the values at run time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Bucket-name compatible, so a tenant id can name its own S3 bucket; no dots, slashes or `..`.
+TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+PREFIX = re.compile(r"^(?:[A-Za-z0-9_.-]+/)+$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ConfigError(Exception):
+    """A tenant file or setting is wrong; the message says which file and what to change."""
+
+
+def vault_home() -> Path:
+    """Root of all local state for the embedded default (``VAULT_HOME``, default ``./.vault``)."""
+    return Path(os.environ.get("VAULT_HOME", ".vault")).expanduser().resolve()
+
+
+def tenants_dir() -> Path:
+    """Folder of tenant YAML files (``VAULT_TENANTS_DIR``, default the repo's ``tenants/``)."""
+    return Path(os.environ.get("VAULT_TENANTS_DIR", PROJECT_ROOT / "tenants")).resolve()
+
+
+def check_tenant_id(tenant_id: str) -> str:
+    """Reject ids that could escape a folder or bucket (``..``, ``/``) before any path is built."""
+    if not TENANT_ID.match(tenant_id):
+        raise ConfigError(
+            f"invalid tenant id {tenant_id!r}: use 1-63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return tenant_id
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Storage(_Strict):
+    """Where the tenant's bucket is and which environment variables hold its keys."""
+
+    bucket: str
+    endpoint: str | None = None
+    region: str | None = None
+    url_style: Literal["path", "vhost"] | None = None
+    access_key_id_env: str | None = None
+    secret_access_key_env: str | None = None
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_scheme(cls, value: str) -> str:
+        if not value.startswith(("file://", "s3://")):
+            raise ValueError("must start with file:// or s3://")
+        if ".." in value.split("://", 1)[1].split("/"):
+            raise ValueError("must not contain '..'")
+        return value
+
+    @field_validator("access_key_id_env", "secret_access_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_NAME.match(value):
+            raise ValueError("must be the NAME of an environment variable, not a key")
+        return value
+
+
+class Source(_Strict):
+    """One delivery stream of tapes landing under a prefix of the tenant's bucket."""
+
+    name: str
+    layout: Literal["fannie_sflp"]
+    inbound: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not SOURCE_NAME.match(value):
+            raise ValueError("use lowercase letters, digits and '_', starting with a letter")
+        return value
+
+    @field_validator("inbound")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not PREFIX.match(value) or any(part in {".", ".."} for part in value.split("/")):
+            raise ValueError(
+                "must be a relative prefix inside the bucket ending in '/', e.g. inbound/tape/"
+            )
+        return value
+
+
+class Tenant(_Strict):
+    """A servicer: its id, display name, bucket and sources."""
+
+    id: str
+    name: str
+    storage: Storage
+    sources: list[Source] = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        try:
+            return check_tenant_id(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @property
+    def bucket_url(self) -> str:
+        """The bucket URL with ``${VAULT_HOME}`` expanded (the only variable allowed there)."""
+        return self.storage.bucket.replace("${VAULT_HOME}", str(vault_home()))
+
+    @property
+    def home(self) -> Path:
+        """This tenant's local state: warehouse, analytics database, validations, run ledger."""
+        return vault_home() / "tenants" / self.id
+
+    def source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise ConfigError(f"tenant {self.id!r} has no source {name!r}")
+
+
+def load_tenant(tenant_id: str) -> Tenant:
+    """Load and check ``tenants/<id>.yaml``; every problem is reported with the file's path."""
+    check_tenant_id(tenant_id)
+    path = tenants_dir() / f"{tenant_id}.yaml"
+    if not path.is_file():
+        known = ", ".join(list_tenant_ids()) or "none"
+        raise ConfigError(f"no tenant {tenant_id!r}: {path} does not exist (known: {known})")
+    return parse_tenant_file(path)
+
+
+def parse_tenant_file(path: Path) -> Tenant:
+    """Parse one tenant file, turning YAML and schema errors into one readable message."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with id, name, storage and sources")
+    try:
+        tenant = Tenant.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {_plain(err)}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+    if tenant.id != path.stem:
+        raise ConfigError(f"{path}: id {tenant.id!r} does not match the file name {path.stem!r}")
+    return tenant
+
+
+def _plain(err: dict) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "literal_error":
+        return f"{err['msg'].lower()} (got {err['input']!r})"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def list_tenant_ids() -> list[str]:
+    folder = tenants_dir()
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
