@@ -1,3 +1,5 @@
 """ServicerVault command line."""
+
 import typer
+
 app = typer.Typer()

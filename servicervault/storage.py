@@ -60,7 +60,7 @@ class Bucket:
         return sorted(
             p.relative_to(self.root).as_posix()
             for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".tmp-")
+            if p.is_file() and ".tmp-" not in p.name
         )
 
     def read_bytes(self, key: str) -> bytes:
@@ -73,14 +73,14 @@ class Bucket:
         """Copy ``source`` to ``key`` atomically; refuse to overwrite an existing object."""
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
+        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
         shutil.copyfile(source, tmp)
         self._publish(tmp, target, key)
 
     def put_bytes(self, data: bytes, key: str) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
+        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
         with tmp.open("wb") as fh:
             fh.write(data)
             fh.flush()

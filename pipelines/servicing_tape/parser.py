@@ -90,7 +90,9 @@ def _checks(col: Column, field: Field) -> list[str]:
         low = f'"{name}" < {col.min}' if col.min is not None else "false"
         high = f'"{name}" > {col.max}' if col.max is not None else "false"
         out.append(
-            err(f"{low} OR {high}", f"'{name}: ' || \"{name}\" || ' outside [{col.min}, {col.max}]'")
+            err(
+                f"{low} OR {high}", f"'{name}: ' || \"{name}\" || ' outside [{col.min}, {col.max}]'"
+            )
         )
     if col.allowed is not None:
         values = ", ".join(_sql_str(v) for v in col.allowed)
@@ -109,7 +111,7 @@ def _parse_sql(layout: str) -> str:
         for col, field_name in c.sourced_columns(layout):
             columns.setdefault(col.name, (col, fields[field_name]))
     typed = ",\n    ".join(
-        f"nullif(f[{fld.position}], '') AS \"raw_{col.name}\", {_typed(col, fld)} AS \"{col.name}\""
+        f'nullif(f[{fld.position}], \'\') AS "raw_{col.name}", {_typed(col, fld)} AS "{col.name}"'
         for col, fld in columns.values()
     )
     checks = ",\n      ".join(chk for col, fld in columns.values() for chk in _checks(col, fld))
@@ -145,7 +147,9 @@ def _read_lines(path: Path) -> pacsv.CSVStreamingReader:
                 column_names=["line"], block_size=BATCH_BYTES, use_threads=True
             ),
             parse_options=pacsv.ParseOptions(
-                delimiter=_WHOLE_LINE, quote_char=False, escape_char=False,
+                delimiter=_WHOLE_LINE,
+                quote_char=False,
+                escape_char=False,
                 ignore_empty_lines=False,
             ),
             convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}),
@@ -169,8 +173,10 @@ def parse_tape(
         for batch in _read_lines(path):
             n = batch.num_rows
             lines = pa.table(
-                {"_line_number": pa.array(range(first_line, first_line + n), pa.int64()),
-                 "line": batch.column("line")}
+                {
+                    "_line_number": pa.array(range(first_line, first_line + n), pa.int64()),
+                    "line": batch.column("line"),
+                }
             )
             first_line += n
             con.register("lines", lines)
@@ -198,6 +204,8 @@ def parse_tape(
                 rows_in=n,
             )
     except pa.ArrowInvalid as exc:
-        raise TapeError(f"{path.name}: cannot be read as text near line {first_line}: {exc}") from None
+        raise TapeError(
+            f"{path.name}: cannot be read as text near line {first_line}: {exc}"
+        ) from None
     finally:
         con.close()

@@ -1,0 +1,43 @@
+MODEL (
+  name gold.loan_snapshot,
+  kind FULL,
+  description 'The latest state of every loan with its static attributes (contract: contracts/gold/loan_snapshot.yaml).',
+  grain loan_id,
+  audits (
+    not_null(columns := (loan_id, period, status, upb)),
+    unique_values(columns := (loan_id))
+  )
+);
+
+SELECT
+  p.loan_id,
+  p.period,
+  p.status,
+  p.is_active,
+  ROUND(p.upb, 2) AS upb,
+  m.current_upb,
+  m.current_rate,
+  p.age AS loan_age,
+  m.months_delinquent,
+  m.mod_flag,
+  m.zero_balance_code,
+  m.zero_balance_date,
+  l.orig_rate,
+  l.orig_upb,
+  l.orig_term,
+  l.orig_date,
+  l.first_pay_date,
+  l.fico,
+  l.oltv,
+  l.dti,
+  l.state,
+  l.channel,
+  l.purpose,
+  l.servicer
+FROM silver.loan_performance AS p
+JOIN silver.loan_month AS m
+  ON m.loan_id = p.loan_id AND m.period = p.period
+JOIN silver.loan AS l
+  ON l.loan_id = p.loan_id
+QUALIFY
+  ROW_NUMBER() OVER (PARTITION BY p.loan_id ORDER BY p.period DESC) = 1

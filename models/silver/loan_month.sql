@@ -1,0 +1,63 @@
+MODEL (
+  name silver.loan_month,
+  kind FULL,
+  description 'Canonical monthly performance (contract: contracts/loan_month.yaml). A loan-period delivered more than once keeps the row of the latest snapshot; status follows PRODUCT.md.',
+  grain (loan_id, period),
+  audits (
+    not_null(columns := (loan_id, period, status)),
+    unique_combination_of_columns(columns := (loan_id, period))
+  )
+);
+
+WITH latest AS (
+  SELECT
+    *,
+    CASE
+      WHEN REGEXP_FULL_MATCH(dlq_status, '[0-9]+') THEN CAST(dlq_status AS INT)
+    END AS months_delinquent
+  FROM bronze.loan_month
+  QUALIFY
+    ROW_NUMBER() OVER (PARTITION BY loan_id, period ORDER BY _snapshot_id DESC, _line_number DESC) = 1
+)
+SELECT
+  loan_id,
+  period,
+  current_rate,
+  current_upb,
+  loan_age,
+  remaining_months,
+  dlq_status,
+  months_delinquent,
+  CASE
+    WHEN zero_balance_code = '01' THEN 'prepaid'
+    WHEN zero_balance_code IN ('02', '03', '09', '15') THEN 'defaulted'
+    WHEN NOT zero_balance_code IS NULL THEN 'other_removal'
+    WHEN months_delinquent IS NULL THEN 'unknown'
+    WHEN months_delinquent = 0 THEN 'current'
+    WHEN months_delinquent = 1 THEN 'dpd30'
+    WHEN months_delinquent = 2 THEN 'dpd60'
+    ELSE 'dpd90p'
+  END AS status,
+  mod_flag,
+  forbearance_indicator,
+  zero_balance_code,
+  zero_balance_date,
+  upb_at_removal,
+  last_paid_installment_date,
+  foreclosure_date,
+  disposition_date,
+  foreclosure_costs,
+  preservation_costs,
+  asset_recovery_costs,
+  holding_costs,
+  holding_taxes,
+  net_sales_proceeds,
+  credit_enhancement_proceeds,
+  repurchase_proceeds,
+  other_foreclosure_proceeds,
+  non_interest_bearing_upb,
+  principal_forgiveness,
+  _snapshot_id,
+  _source_file,
+  _line_number
+FROM latest

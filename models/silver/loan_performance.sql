@@ -1,0 +1,92 @@
+MODEL (
+  name silver.loan_performance,
+  kind FULL,
+  description 'One row per loan and period with the measures every gold metric is built from (PRODUCT.md, Metric definitions): effective upb (UPB at removal on terminating rows, the scheduled balance while an active loan reports 0), and, for loans active the month before, the prior upb, scheduled principal and unscheduled principal.',
+  grain (loan_id, period),
+  audits (
+    not_null(columns := (loan_id, period, status, upb, is_active)),
+    unique_combination_of_columns(columns := (loan_id, period)),
+    accepted_range(column := upb, min_v := 0)
+  )
+);
+
+WITH months AS (
+  SELECT
+    m.loan_id,
+    m.period,
+    m.status,
+    m.months_delinquent,
+    m.zero_balance_code IS NULL AS is_active,
+    m.current_upb,
+    m.upb_at_removal,
+    COALESCE(m.current_rate, l.orig_rate) AS rate,
+    COALESCE(m.loan_age, DATE_DIFF('month', l.first_pay_date, m.period) + 1) AS age,
+    l.orig_rate / 1200.0 AS r0,
+    l.orig_term AS n,
+    l.orig_upb
+  FROM silver.loan_month AS m
+  JOIN silver.loan AS l
+    ON l.loan_id = m.loan_id
+), measured AS (
+  SELECT
+    loan_id,
+    period,
+    status,
+    is_active,
+    rate,
+    age,
+    n,
+    CASE
+      WHEN NOT is_active THEN COALESCE(upb_at_removal, current_upb, 0)
+      WHEN current_upb > 0 THEN current_upb
+      WHEN r0 = 0 THEN GREATEST(0, orig_upb * (1 - LEAST(age, n) / n))
+      ELSE GREATEST(
+        0,
+        orig_upb * (POWER(1 + r0, n) - POWER(1 + r0, LEAST(age, n))) / (POWER(1 + r0, n) - 1)
+      )
+    END AS upb
+  FROM months
+), paired AS (
+  SELECT
+    cur.loan_id,
+    cur.period,
+    cur.status,
+    cur.is_active,
+    cur.age,
+    cur.upb,
+    prev.status AS prev_status,
+    prev.upb AS prev_upb,
+    COALESCE(prev.is_active, FALSE) AS prev_active,
+    prev.rate / 1200.0 AS prev_r,
+    GREATEST(1, prev.n - prev.age) AS prev_m
+  FROM measured AS cur
+  LEFT JOIN measured AS prev
+    ON prev.loan_id = cur.loan_id AND prev.period = cur.period - INTERVAL 1 MONTH
+), scheduled AS (
+  SELECT
+    *,
+    CASE
+      WHEN NOT prev_active THEN NULL
+      WHEN prev_r = 0 THEN prev_upb / prev_m
+      ELSE prev_upb * prev_r / (POWER(1 + prev_r, prev_m) - 1)
+    END AS sched_principal
+  FROM paired
+)
+SELECT
+  loan_id,
+  period,
+  status,
+  is_active,
+  age,
+  upb,
+  prev_active,
+  CASE WHEN prev_active THEN prev_status END AS prev_status,
+  CASE WHEN prev_active THEN prev_upb END AS prev_upb,
+  sched_principal,
+  CASE
+    WHEN NOT prev_active THEN NULL
+    WHEN status = 'prepaid' THEN prev_upb - sched_principal
+    WHEN is_active THEN GREATEST(0, prev_upb - sched_principal - upb)
+    ELSE 0
+  END AS unscheduled_principal
+FROM scheduled

@@ -1,0 +1,44 @@
+"""A silent SQLMesh console that keeps what went wrong.
+
+SQLMesh reports model and audit failures to its console rather than raising them with
+detail; the default console draws progress bars on stdout, which a scheduler's log does
+not want. This console prints nothing and collects failures for one readable error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmesh.core.console import NoopConsole
+from sqlmesh.utils.errors import NodeAuditsErrors
+
+
+class CollectingConsole(NoopConsole):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: list[str] = []
+        self.warnings: list[str] = []
+
+    def log_failed_models(self, errors: list[Any]) -> None:
+        for error in errors:
+            model = getattr(error.node, "snapshot_name", str(error.node))
+            cause = error.__cause__ or error
+            if isinstance(cause, NodeAuditsErrors):
+                for audit in cause.errors:
+                    self.failures.append(
+                        f"{model}: audit {audit.audit_name} failed for {audit.count} row(s)"
+                    )
+            else:
+                self.failures.append(f"{model}: {type(cause).__name__}: {cause}")
+
+    def log_warning(self, short_message: str, long_message: str | None = None) -> None:
+        self.warnings.append(long_message or short_message)
+
+    def log_error(self, message: str) -> None:
+        self.failures.append(message)
+
+    def describe(self, exc: BaseException | None = None) -> str:
+        lines = list(self.failures)
+        if exc is not None and not lines:
+            lines.append(f"{type(exc).__name__}: {exc}")
+        return "transform failed:\n  " + "\n  ".join(lines)

@@ -1,0 +1,70 @@
+"""Publish: the read-only analytics database analysts ``ATTACH … (READ_ONLY)``.
+
+The warehouse holds SQLMesh's versioned physical tables behind views; analysts get plain
+tables instead, copied into a new file that replaces the old one atomically, so a reader
+sees either the previous publication or the new one, never half of one. Column comments
+come from the contracts, so ``DESCRIBE`` answers what a column means.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from servicervault.config import Tenant
+from servicervault.contracts import all_contracts
+from servicervault.stages.validate import warehouse_path
+
+PUBLISHED_SCHEMAS = ("silver", "gold")
+
+
+def analytics_path(tenant: Tenant) -> Path:
+    return tenant.home / "analytics.duckdb"
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def publish(tenant: Tenant, build_id: str) -> dict[str, int]:
+    """Copy every silver and gold table of the warehouse; return rows per table."""
+    target = analytics_path(tenant)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    rows: dict[str, int] = {}
+    con = duckdb.connect(str(tmp))
+    try:
+        con.execute(f"ATTACH {_sql_str(str(warehouse_path(tenant)))} AS wh (READ_ONLY)")
+        tables = con.execute(
+            "SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = 'wh' "
+            "AND schema_name IN (SELECT unnest(?)) ORDER BY ALL",
+            [list(PUBLISHED_SCHEMAS)],
+        ).fetchall()
+        for schema in PUBLISHED_SCHEMAS:
+            con.execute(f"CREATE SCHEMA {schema}")
+        for schema, name in tables:
+            con.execute(f'CREATE TABLE {schema}."{name}" AS SELECT * FROM wh.{schema}."{name}"')
+            rows[f"{schema}.{name}"] = con.execute(
+                f'SELECT count(*) FROM {schema}."{name}"'
+            ).fetchone()[0]
+        _comment(con)
+        con.execute(
+            "CREATE TABLE main.publication AS SELECT ? AS build_id, ? AS tenant, "
+            "current_timestamp AS published_at",
+            [build_id, tenant.id],
+        )
+        con.execute("DETACH wh")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(tmp, target)
+    return rows
+
+
+def _comment(con: duckdb.DuckDBPyConnection) -> None:
+    for table, c in all_contracts().items():
+        con.execute(f"COMMENT ON TABLE {table} IS {_sql_str(c.description)}")
+        for col in c.columns:
+            con.execute(f'COMMENT ON COLUMN {table}."{col.name}" IS {_sql_str(col.description)}')

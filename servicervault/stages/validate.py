@@ -1,0 +1,82 @@
+"""Validate: Great Expectations suites, generated from the contracts, run on the warehouse.
+
+The suites are derived, never hand-written, so a contract change is a validation change.
+Great Expectations is imported only here (it costs seconds); the DuckDB bridge lives in
+``servicervault.gx_bridge``. A failed expectation fails the stage, and ``publish`` refuses
+any build that has not passed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from servicervault.config import Tenant
+from servicervault.contracts import Contract, all_contracts
+from servicervault.gx_bridge import ValidationOutcome, validate_tables
+
+LINEAGE = ("_snapshot_id", "_source_file", "_line_number")
+
+
+def expectations_for(c: Contract) -> list[dict[str, Any]]:
+    """Translate one contract into Great Expectations expectation configs."""
+    columns = [col.name for col in c.columns]
+    if c.schema == "silver":
+        columns += LINEAGE
+    out: list[dict[str, Any]] = [
+        {
+            "type": "expect_table_columns_to_match_set",
+            "kwargs": {"column_set": columns, "exact_match": True},
+        },
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
+    ]
+    if len(c.primary_key) == 1:
+        out.append(
+            {"type": "expect_column_values_to_be_unique", "kwargs": {"column": c.primary_key[0]}}
+        )
+    else:
+        out.append(
+            {
+                "type": "expect_compound_columns_to_be_unique",
+                "kwargs": {"column_list": list(c.primary_key)},
+            }
+        )
+    for col in c.columns:
+        if not col.nullable:
+            out.append(
+                {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": col.name}}
+            )
+        if col.min is not None or col.max is not None:
+            out.append(
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {"column": col.name, "min_value": col.min, "max_value": col.max},
+                }
+            )
+        if col.allowed is not None:
+            out.append(
+                {
+                    "type": "expect_column_values_to_be_in_set",
+                    "kwargs": {"column": col.name, "value_set": list(col.allowed)},
+                }
+            )
+    return out
+
+
+def suites() -> dict[str, list[dict[str, Any]]]:
+    return {table: expectations_for(c) for table, c in all_contracts().items()}
+
+
+def warehouse_path(tenant: Tenant) -> Path:
+    return tenant.home / "warehouse.duckdb"
+
+
+def validate(tenant: Tenant, run_id: str) -> ValidationOutcome:
+    """Run every contract's suite against the tenant's warehouse; results kept per run."""
+    database = warehouse_path(tenant)
+    if not database.exists():
+        raise FileNotFoundError(
+            f"tenant {tenant.id!r} has no warehouse yet ({database}); run `vault transform` first"
+        )
+    out_dir = tenant.home / "validations" / run_id
+    return validate_tables(database, suites(), out_dir, run_name=f"{tenant.id}-{run_id}")
