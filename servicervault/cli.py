@@ -1,5 +1,294 @@
-"""ServicerVault command line."""
+"""The ``vault`` command: parse arguments, call a service, render the result.
+
+Heavy libraries (dlt, SQLMesh, Great Expectations) are imported inside the services that
+need them, so ``vault query`` and ``vault runs`` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-app = typer.Typer()
+from servicervault.config import Tenant
+from servicervault.errors import VaultError
+
+app = typer.Typer(
+    help="ServicerVault: servicing tapes in, validated gold tables and Parquet drops out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+tenants_app = typer.Typer(help="List and check tenant configurations.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+
+TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant id (tenants/<id>.yaml).")]
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _err(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _fail(exc: VaultError) -> typer.Exit:
+    _err(f"error: {exc}")
+    return typer.Exit(1)
+
+
+def _tenant(tenant_id: str):
+    from servicervault.config import load_tenant
+
+    return load_tenant(tenant_id)
+
+
+def _month_progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        end = "\n" if done == total else ""
+        typer.echo(f"\r  generated month {done}/{total}", err=True, nl=False)
+        typer.echo(end, err=True, nl=False)
+    elif done == total:
+        _say(f"  generated {total} monthly tapes")
+
+
+def _run(tenant_id: str, stages: tuple[str, ...]) -> list:
+    from servicervault.runner import run_stages
+
+    try:
+        records = run_stages(_tenant(tenant_id), stages, progress=_say)
+    except VaultError as exc:
+        raise _fail(exc) from None
+    _render_records(records)
+    if any(r.status != "ok" for r in records):
+        raise typer.Exit(1)
+    return records
+
+
+def _render_records(records: list) -> None:
+    typer.echo(f"{'stage':<10} {'status':<7} {'rows':>12} {'seconds':>8}  message")
+    for r in records:
+        first, *rest = r.message.splitlines() or [""]
+        colour = typer.colors.GREEN if r.status == "ok" else typer.colors.RED
+        status = typer.style(f"{r.status:<7}", fg=colour)
+        typer.echo(f"{r.stage:<10} {status} {r.rows:>12,} {r.seconds:>8.2f}  {first}")
+        for line in rest:
+            typer.echo(f"{'':>41}{line}")
+
+
+@app.command()
+def generate(
+    loans: Annotated[int, typer.Option(min=1, help="Number of loans.")],
+    months: Annotated[int, typer.Option(min=1, help="Number of reporting months.")],
+    out: Annotated[Path, typer.Option(help="Folder for the monthly tape files.")],
+    start: Annotated[str, typer.Option(help="First reporting month, YYYY-MM.")] = "2021-01",
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 42,
+) -> None:
+    """Synthetic servicing tapes in the Fannie Mae SFLP combined layout, one file per month."""
+    from servicervault.generator import generate_tapes
+
+    try:
+        paths = generate_tapes(loans, months, out, start=start, seed=seed, progress=_month_progress)
+    except ValueError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {len(paths)} tapes to {out} ({paths[0].name} … {paths[-1].name})")
+
+
+@app.command()
+def extract(tenant: TenantOpt) -> None:
+    """Land new tape files from the tenant's inbound prefix as an immutable snapshot."""
+    _run(tenant, ("extract",))
+
+
+@app.command()
+def transform(tenant: TenantOpt) -> None:
+    """Build bronze, silver and gold with SQLMesh from every committed snapshot."""
+    _run(tenant, ("transform",))
+
+
+@app.command()
+def validate(tenant: TenantOpt) -> None:
+    """Run the contract-generated Great Expectations suites on silver and gold."""
+    _run(tenant, ("validate",))
+
+
+@app.command()
+def publish(tenant: TenantOpt) -> None:
+    """Publish the validated build as the read-only analytics database."""
+    _run(tenant, ("publish",))
+
+
+@app.command()
+def drop(tenant: TenantOpt) -> None:
+    """Write the published gold tables as a Parquet drop with a manifest in the bucket."""
+    _run(tenant, ("drop",))
+
+
+@app.command()
+def run(tenant: TenantOpt) -> None:
+    """Extract, transform, validate, publish and drop: the scheduler's one entry point."""
+    _run(tenant, ("extract", "transform", "validate", "publish", "drop"))
+
+
+@app.command()
+def demo(
+    loans: Annotated[int, typer.Option(min=1, help="Loans in the demo portfolio.")] = 2000,
+    months: Annotated[int, typer.Option(min=1, help="Reporting months.")] = 36,
+    reset: Annotated[bool, typer.Option(help="Start the demo tenant over.")] = False,
+) -> None:
+    """Generate a portfolio for tenant `demo`, run the whole pipeline and show where it went."""
+    from servicervault.demo import prepare_demo
+
+    try:
+        tenant, added = prepare_demo(loans, months, reset, progress=_month_progress)
+    except VaultError as exc:
+        raise _fail(exc) from None
+    _say(f"demo portfolio: {loans:,} loans x {months} months ({len(added)} new tape files)")
+    _run(tenant.id, ("extract", "transform", "validate", "publish", "drop"))
+    _render_demo_locations(tenant)
+
+
+def _render_demo_locations(tenant) -> None:
+    from servicervault import ledger
+    from servicervault.stages.publish import analytics_path
+
+    drop_record = ledger.last(tenant, "drop")
+    validate_record = ledger.last(tenant, "validate")
+    typer.echo("")
+    typer.echo(f"bucket            {tenant.bucket_url}")
+    typer.echo(f"analytics db      {analytics_path(tenant)}")
+    if drop_record:
+        typer.echo(f"latest drop       {tenant.bucket_url}/{drop_record.details['manifest']}")
+    if validate_record:
+        typer.echo(f"data docs         {validate_record.details['data_docs']}")
+    typer.echo(f"run ledger        {ledger.ledger_path(tenant)}")
+    typer.echo("")
+    typer.echo(
+        'try:  vault query --tenant demo "SELECT * FROM gold.portfolio_monthly ORDER BY period"'
+    )
+    typer.echo(
+        f"      duckdb -c \"ATTACH '{analytics_path(tenant)}' AS vault (READ_ONLY); "
+        'SELECT * FROM vault.gold.portfolio_monthly"'
+    )
+
+
+@app.command()
+def query(
+    tenant: TenantOpt,
+    sql: Annotated[str, typer.Argument(help="SQL to run against the published database.")],
+    format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+) -> None:
+    """Read-only SQL over the tenant's published gold and silver tables."""
+    from servicervault.stages.query import query as run_query
+
+    try:
+        table = run_query(_tenant(tenant), sql)
+    except VaultError as exc:
+        raise _fail(exc) from None
+    if format is OutputFormat.csv:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, sys.stdout.buffer)
+    elif format is OutputFormat.json:
+        typer.echo(json.dumps(table.to_pylist(), default=str, indent=1))
+    else:
+        import polars as pl
+
+        with pl.Config(
+            tbl_rows=-1,
+            tbl_cols=-1,
+            tbl_hide_dataframe_shape=True,
+            tbl_width_chars=int(os.environ.get("COLUMNS", "200")),
+        ):
+            typer.echo(pl.from_arrow(table))
+
+
+@app.command()
+def runs(
+    tenant: TenantOpt,
+    limit: Annotated[int, typer.Option(help="Show the last N stage records.")] = 30,
+) -> None:
+    """The run ledger: every stage run for the tenant, newest last."""
+    from servicervault import ledger
+
+    try:
+        records = ledger.records(_tenant(tenant))[-limit:]
+    except VaultError as exc:
+        raise _fail(exc) from None
+    if not records:
+        typer.echo(f"no runs recorded for tenant {tenant!r} yet")
+        return
+    typer.echo(f"{'run id':<24}", nl=False)
+    _render_records([])
+    for r in records:
+        typer.echo(f"{r.run_id:<24}", nl=False)
+        first = r.message.splitlines()[0] if r.message else ""
+        colour = typer.colors.GREEN if r.status == "ok" else typer.colors.RED
+        typer.echo(
+            f"{r.stage:<10} {typer.style(f'{r.status:<7}', fg=colour)} "
+            f"{r.rows:>12,} {r.seconds:>8.2f}  {first}"
+        )
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """Every tenant file with its bucket and sources."""
+    from servicervault.config import list_tenant_ids, tenants_dir
+
+    ids = list_tenant_ids()
+    if not ids:
+        typer.echo(f"no tenant files in {tenants_dir()}")
+        return
+    for tenant_id in ids:
+        try:
+            t = _tenant(tenant_id)
+        except VaultError as exc:
+            typer.echo(f"{tenant_id:<16} INVALID  {exc}")
+            continue
+        sources = ", ".join(f"{s.name} ({s.layout})" for s in t.sources)
+        typer.echo(f"{t.id:<16} {t.name:<28} {t.storage.bucket:<40} {sources}")
+
+
+@tenants_app.command("check")
+def tenants_check(
+    tenant: Annotated[str | None, typer.Argument(help="Tenant id; all tenants if omitted.")] = None,
+) -> None:
+    """Check tenant files: schema, credentials named in config, bucket reachable."""
+    from servicervault.config import list_tenant_ids
+    from servicervault.tenant_check import check_tenant
+
+    ids = [tenant] if tenant else list_tenant_ids()
+    failed = False
+    for tenant_id in ids:
+        problems = check_tenant(tenant_id)
+        failed |= bool(problems)
+        mark = typer.style(
+            "ok" if not problems else "FAIL",
+            fg=typer.colors.GREEN if not problems else typer.colors.RED,
+        )
+        typer.echo(f"{tenant_id:<16} {mark}")
+        for problem in problems:
+            typer.echo(f"    - {problem}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

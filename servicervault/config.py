@@ -16,6 +16,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from servicervault.errors import VaultError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # Bucket-name compatible, so a tenant id can name its own S3 bucket; no dots, slashes or `..`.
@@ -25,7 +27,7 @@ PREFIX = re.compile(r"^(?:[A-Za-z0-9_.-]+/)+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class ConfigError(Exception):
+class ConfigError(VaultError):
     """A tenant file or setting is wrong; the message says which file and what to change."""
 
 

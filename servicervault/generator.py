@@ -181,7 +181,7 @@ _SALE_TO_ORIGINAL_VALUE = (0.45, 0.75)
 _MAX_SALE_SHARE = 0.95
 _MI_CLAIM_PAID = (0.6, 1.0)  # share of the MI coverage actually recovered
 _MAKE_WHOLE_PROB = 0.05  # liquidations where the seller pays a make-whole
-_MAKE_WHOLE_SHARE = (0.10, 0.30)
+_MAKE_WHOLE_SHARE = (0.05, 0.15)
 
 # Zero-balance codes in code order; "01" also covers loans paid off at maturity.
 _ZB_CODES = ("01", "02", "03", "06", "09", "15", "96")

@@ -84,7 +84,8 @@ class ExpectationFailure:
 
     Attributes:
         table: Qualified table name as given in ``suites`` (``"gold.portfolio_monthly"``).
-        expectation: GX snake_case expectation type.
+        expectation: GX snake_case expectation type, or :data:`TABLE_MISSING` when the
+            table/view itself is absent (its suite could not be evaluated).
         column: Column (or ``"a, b"`` for compound expectations) or ``None``.
         details: E.g. ``"12 of 5,000 rows unexpected, e.g. ['ZZ', 'QQ']"``.
     """
@@ -109,6 +110,8 @@ class ValidationOutcome:
         failed: Readable failures, in suite order.
         results_json: All suite results (GX's JSON plus our summary) for auditing.
         data_docs_index: Data Docs ``index.html`` for browsing the run.
+        run_name: The run's name, echoed for the summary.
+        tables: Suite tables in the order given, echoed for the summary.
     """
 
     success: bool

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from servicervault.config import Tenant
+from servicervault.errors import VaultError
 
 
-class TenantBusyError(Exception):
+class TenantBusyError(VaultError):
     """Another vault process holds this tenant's lock."""
 
 

@@ -14,9 +14,10 @@ import uuid
 from pathlib import Path
 
 from servicervault.config import Tenant
+from servicervault.errors import VaultError
 
 
-class StorageError(Exception):
+class StorageError(VaultError):
     """A bucket operation failed; the message names the bucket and the key."""
 
 

@@ -270,7 +270,7 @@ def test_loans_report_every_month_until_they_leave(tape: pl.DataFrame) -> None:
 
 def test_prepayments(tape: pl.DataFrame) -> None:
     prepaid = tape.filter(pl.col("Zero_Bal_Code") == "01")
-    assert len(prepaid) > 500
+    assert len(prepaid) > 200
     assert (prepaid["LAST_UPB"].cast(pl.Float64) > 0).all()
     assert (prepaid["CURRENT_UPB"] == "0.00").all()
     assert (prepaid["ZB_DTE"] == prepaid["ACT_PERIOD"]).all()
@@ -318,7 +318,7 @@ def test_liquidations_carry_loss_fields(tape: pl.DataFrame) -> None:
     )
     severity = liquidated.select(net_loss / money["LAST_UPB"]).to_series()
     assert 0.10 <= severity.median() <= 0.50
-    assert severity.min() > -0.15  # a make-whole payment can turn a small loss into a gain
+    assert severity.min() > -0.2  # a make-whole payment can turn a small loss into a gain
     assert severity.max() < 0.75
 
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from servicervault.contracts import Column, Contract, contract
+from servicervault.errors import VaultError
 from servicervault.layouts import Field, sflp_fields
 
 # Layouts this build parses: name -> (accepted field counts, fields by name).
@@ -31,7 +32,7 @@ BATCH_BYTES = 64 << 20
 _WHOLE_LINE = "\x1f"
 
 
-class TapeError(Exception):
+class TapeError(VaultError):
     """The whole file cannot be read as a tape; the message names the file and the problem."""
 
 

@@ -18,6 +18,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from servicervault.config import Tenant
+from servicervault.errors import NotReadyError
 from servicervault.ledger import new_run_id
 from servicervault.stages.publish import analytics_path
 from servicervault.storage import Bucket, sha256_file
@@ -42,7 +43,7 @@ def drop(tenant: Tenant) -> DropResult:
     """Write the published gold tables as a new drop, unless this build was already dropped."""
     path = analytics_path(tenant)
     if not path.exists():
-        raise FileNotFoundError(
+        raise NotReadyError(
             f"tenant {tenant.id!r} has nothing published yet ({path}); run `vault publish` first"
         )
     bucket = Bucket.for_tenant(tenant)

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from pipelines.servicing_tape.tables import TABLES
 from servicervault.config import Source, Tenant
+from servicervault.errors import VaultError
 from servicervault.ledger import new_run_id
 from servicervault.storage import Bucket, sha256_file
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
-class ExtractError(Exception):
+class ExtractError(VaultError):
     """A tape could not be landed; nothing from this run was committed."""
 
 

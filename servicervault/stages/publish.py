@@ -17,6 +17,8 @@ from servicervault.config import Tenant
 from servicervault.contracts import all_contracts
 from servicervault.stages.validate import warehouse_path
 
+WAREHOUSE_CATALOG = "warehouse"
+
 PUBLISHED_SCHEMAS = ("silver", "gold")
 
 
@@ -36,16 +38,21 @@ def publish(tenant: Tenant, build_id: str) -> dict[str, int]:
     rows: dict[str, int] = {}
     con = duckdb.connect(str(tmp))
     try:
-        con.execute(f"ATTACH {_sql_str(str(warehouse_path(tenant)))} AS wh (READ_ONLY)")
+        # The alias must be SQLMesh's catalog name: its views refer to it.
+        con.execute(
+            f"ATTACH {_sql_str(str(warehouse_path(tenant)))} AS {WAREHOUSE_CATALOG} (READ_ONLY)"
+        )
         tables = con.execute(
-            "SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = 'wh' "
+            "SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = ? "
             "AND schema_name IN (SELECT unnest(?)) ORDER BY ALL",
-            [list(PUBLISHED_SCHEMAS)],
+            [WAREHOUSE_CATALOG, list(PUBLISHED_SCHEMAS)],
         ).fetchall()
         for schema in PUBLISHED_SCHEMAS:
             con.execute(f"CREATE SCHEMA {schema}")
         for schema, name in tables:
-            con.execute(f'CREATE TABLE {schema}."{name}" AS SELECT * FROM wh.{schema}."{name}"')
+            con.execute(
+                f'CREATE TABLE {schema}."{name}" AS SELECT * FROM {WAREHOUSE_CATALOG}.{schema}."{name}"'
+            )
             rows[f"{schema}.{name}"] = con.execute(
                 f'SELECT count(*) FROM {schema}."{name}"'
             ).fetchone()[0]
@@ -55,7 +62,7 @@ def publish(tenant: Tenant, build_id: str) -> dict[str, int]:
             "current_timestamp AS published_at",
             [build_id, tenant.id],
         )
-        con.execute("DETACH wh")
+        con.execute(f"DETACH {WAREHOUSE_CATALOG}")
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -10,21 +10,22 @@ import duckdb
 import pyarrow as pa
 
 from servicervault.config import Tenant
+from servicervault.errors import NotReadyError, VaultError
 from servicervault.stages.publish import analytics_path
 
 
-class QueryRefused(Exception):
+class QueryRefused(VaultError):
     """The statement tried to write or to reach outside the analytics database."""
 
 
-class QueryError(Exception):
+class QueryError(VaultError):
     """The statement is not valid SQL for this database (message from DuckDB)."""
 
 
 def query(tenant: Tenant, sql: str) -> pa.Table:
     path = analytics_path(tenant)
     if not path.exists():
-        raise FileNotFoundError(
+        raise NotReadyError(
             f"tenant {tenant.id!r} has nothing published yet ({path}); run `vault run` first"
         )
     con = duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})

@@ -8,21 +8,28 @@ so the CLI can report them in one readable message.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from servicervault.config import PROJECT_ROOT, Tenant
+from servicervault.config import PROJECT_ROOT, Tenant, vault_home
+from servicervault.errors import NotReadyError, VaultError
 from servicervault.stages.validate import warehouse_path
 from servicervault.storage import Bucket
 
+# SQLMesh writes the catalog name into every view; a fixed name keeps warehouses portable.
+WAREHOUSE_CATALOG = "warehouse"
 
-class TransformError(Exception):
+
+class TransformError(VaultError):
     """A model or an audit failed; nothing downstream of it was updated."""
 
 
 @dataclass
 class TransformResult:
+    build_id: str
     rows: dict[str, int]
     snapshot_ids: list[str]
     changed_models: list[str] = field(default_factory=list)
@@ -31,6 +38,7 @@ class TransformResult:
 def make_context(tenant: Tenant) -> Any:
     """A SQLMesh Context for this tenant's warehouse; configured in code, no YAML."""
     os.environ.setdefault("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", "1")
+    os.environ.setdefault("SQLMESH_HOME", str(vault_home() / "sqlmesh"))
     from sqlmesh import Context
     from sqlmesh.core.config import (
         Config,
@@ -50,12 +58,24 @@ def make_context(tenant: Tenant) -> Any:
         model_defaults=ModelDefaultsConfig(dialect="duckdb"),
         variables={"snapshots_root": Bucket.for_tenant(tenant).uri("snapshots")},
         disable_anonymized_analytics=True,
+        cache_dir=str(vault_home() / "sqlmesh" / "cache"),
     )
     return Context(paths=str(PROJECT_ROOT), config=config)
 
 
 def transform(tenant: Tenant) -> TransformResult:
-    """Apply model changes and recompute silver and gold from every committed snapshot."""
+    """Apply model changes and recompute silver and gold from every committed snapshot.
+
+    The build id hashes the snapshots read and the versions of the models that read them,
+    so a rerun over the same inputs and code yields the same id, which is what lets
+    publish and drop recognise work already done.
+    """
+    bucket = Bucket.for_tenant(tenant)
+    if not any(k.endswith("/manifest.json") for k in bucket.list("snapshots/")):
+        raise NotReadyError(
+            f"tenant {tenant.id!r} has no committed snapshots in {bucket.url}/snapshots/; "
+            "run `vault extract` first (is there a tape under the inbound prefix?)"
+        )
     from sqlmesh.core.console import set_console
 
     from servicervault.sqlmesh_console import CollectingConsole
@@ -75,25 +95,27 @@ def transform(tenant: Tenant) -> TransformResult:
         raise TransformError(console.describe(exc)) from None
     if console.failures:
         raise TransformError(console.describe())
+    tables = sorted(
+        f"{m.fully_qualified_table.db}.{m.fully_qualified_table.name}"
+        for m in context.models.values()
+    )
     rows = {
-        name: int(context.fetchdf(f"SELECT count(*) AS n FROM {name}")["n"].iloc[0])
-        for name in sorted(_model_names(context))
-        if not name.startswith("bronze.")
+        t: int(context.fetchdf(f"SELECT count(*) AS n FROM {t}")["n"].iloc[0])
+        for t in tables
+        if not t.startswith("bronze.")
     }
     snapshot_ids = sorted(
         context.fetchdf("SELECT DISTINCT _snapshot_id FROM silver.loan_month")["_snapshot_id"]
     )
+    versions = sorted(
+        f"{s.name}:{s.fingerprint.to_identifier()}"
+        for s in context.state_reader.get_environment("prod").snapshots
+    )
     context.close()
+    build_id = hashlib.sha256(json.dumps([snapshot_ids, versions]).encode()).hexdigest()[:16]
     changed = sorted(s.name for s in plan.context_diff.new_snapshots.values())
-    return TransformResult(rows=rows, snapshot_ids=snapshot_ids, changed_models=changed)
+    return TransformResult(build_id, rows, snapshot_ids, changed)
 
 
 def _has_prod(context: Any) -> bool:
     return context.state_reader.get_environment("prod") is not None
-
-
-def _model_names(context: Any) -> list[str]:
-    return [
-        m.name.replace('"', "").split(".", 1)[-1] if m.name.count(".") > 1 else m.name
-        for m in context.models.values()
-    ]

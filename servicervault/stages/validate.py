@@ -13,6 +13,7 @@ from typing import Any
 
 from servicervault.config import Tenant
 from servicervault.contracts import Contract, all_contracts
+from servicervault.errors import NotReadyError
 from servicervault.gx_bridge import ValidationOutcome, validate_tables
 
 LINEAGE = ("_snapshot_id", "_source_file", "_line_number")
@@ -75,7 +76,7 @@ def validate(tenant: Tenant, run_id: str) -> ValidationOutcome:
     """Run every contract's suite against the tenant's warehouse; results kept per run."""
     database = warehouse_path(tenant)
     if not database.exists():
-        raise FileNotFoundError(
+        raise NotReadyError(
             f"tenant {tenant.id!r} has no warehouse yet ({database}); run `vault transform` first"
         )
     out_dir = tenant.home / "validations" / run_id

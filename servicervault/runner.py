@@ -1,0 +1,198 @@
+"""Runs stages for a tenant: one lock, one run id, one ledger record per stage.
+
+This is the single entry point a scheduler needs (``vault run --tenant T``). It is safe to
+retry: extract lands only new files, transform yields the same build id for the same
+inputs and code, publish requires that build to have passed validation, and drop skips a
+build that was already dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from servicervault import ledger
+from servicervault.config import Tenant
+from servicervault.errors import NotReadyError, VaultError
+from servicervault.ledger import StageRecord, Stopwatch
+
+STAGES = ("extract", "transform", "validate", "publish", "drop")
+
+Progress = Callable[[str], None]
+Outcome = tuple[int, str, dict[str, Any]]  # rows, message, details for the ledger
+
+
+def _extract(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
+    from servicervault.stages.extract import extract
+
+    results = extract(tenant, say)
+    landed = [r for r in results if r.snapshot_id]
+    rows = sum(r.rows_landed for r in results)
+    quarantined = sum(r.rows_quarantined for r in results)
+    if landed:
+        ids = ", ".join(r.snapshot_id or "" for r in landed)
+        message = f"landed {rows:,} rows ({quarantined:,} quarantined) as snapshot {ids}"
+    else:
+        message = "no new files"
+    details = {
+        "snapshots": [
+            {
+                "source": r.source,
+                "snapshot_id": r.snapshot_id,
+                "manifest": r.manifest_key,
+                "files": len(r.files),
+                "rows_landed": r.rows_landed,
+                "rows_quarantined": r.rows_quarantined,
+                "already_landed": len(r.already_landed),
+            }
+            for r in results
+        ]
+    }
+    return rows, message, details
+
+
+def _transform(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
+    from servicervault.stages.transform import transform
+
+    say("building models with SQLMesh")
+    result = transform(tenant)
+    rows = result.rows.get("silver.loan_month", 0)
+    message = (
+        f"build {result.build_id}: {rows:,} loan-months from "
+        f"{len(result.snapshot_ids)} snapshot(s), {len(result.rows)} tables"
+    )
+    details = {
+        "build_id": result.build_id,
+        "snapshot_ids": result.snapshot_ids,
+        "rows": result.rows,
+        "changed_models": result.changed_models,
+    }
+    return rows, message, details
+
+
+def _current_build(tenant: Tenant) -> str:
+    record = ledger.last(tenant, "transform", status=None)
+    if record is None or record.status != "ok":
+        raise NotReadyError(
+            f"tenant {tenant.id!r} has no successful transform to work on; run `vault transform`"
+        )
+    return record.details["build_id"]
+
+
+def _validate(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
+    from servicervault.stages.validate import validate
+
+    build_id = _current_build(tenant)
+    say(f"validating build {build_id} with Great Expectations")
+    outcome = validate(tenant, run_id)
+    details = {
+        "build_id": build_id,
+        "success": outcome.success,
+        "evaluated": outcome.evaluated,
+        "failed": len(outcome.failed),
+        "results_json": str(outcome.results_json),
+        "data_docs": str(outcome.data_docs_index),
+    }
+    if not outcome.success:
+        raise StageFailed(outcome.summary(), details)
+    return outcome.evaluated, f"{outcome.evaluated} expectations passed", details
+
+
+def _publish(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
+    from servicervault.stages.publish import analytics_path, publish
+
+    build_id = _current_build(tenant)
+    validated = ledger.last(tenant, "validate", status=None)
+    if validated is None or validated.details.get("build_id") != build_id:
+        raise NotReadyError(f"build {build_id} has not been validated; run `vault validate`")
+    if validated.status != "ok":
+        raise NotReadyError(
+            f"build {build_id} failed validation; nothing published "
+            f"(see {validated.details.get('data_docs', 'the validation report')})"
+        )
+    rows = publish(tenant, build_id)
+    path = analytics_path(tenant)
+    return (
+        sum(rows.values()),
+        f"published {len(rows)} tables to {path}",
+        {"build_id": build_id, "database": str(path), "rows": rows},
+    )
+
+
+def _drop(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
+    from servicervault.stages.drop import drop
+
+    result = drop(tenant)
+    rows = sum(f["rows"] for f in result.files)
+    verb = "wrote" if result.created else "already dropped this build:"
+    return (
+        rows,
+        f"{verb} {result.manifest_key}",
+        {"drop_id": result.drop_id, "manifest": result.manifest_key, "created": result.created},
+    )
+
+
+_STAGE_FUNCTIONS: dict[str, Callable[[Tenant, str, Progress], Outcome]] = {
+    "extract": _extract,
+    "transform": _transform,
+    "validate": _validate,
+    "publish": _publish,
+    "drop": _drop,
+}
+
+
+class StageFailed(VaultError):
+    """A stage ran and found a problem; ``details`` still go to the ledger."""
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def run_stages(
+    tenant: Tenant, stages: tuple[str, ...] = STAGES, progress: Progress | None = None
+) -> list[StageRecord]:
+    """Run ``stages`` in order under the tenant lock; stop at the first failure."""
+    say = progress or (lambda _msg: None)
+    records: list[StageRecord] = []
+    with ledger.tenant_lock(tenant):
+        run_id = ledger.new_run_id()
+        for stage in stages:
+            record = _run_one(tenant, stage, run_id, say)
+            records.append(record)
+            if record.status != "ok":
+                break
+    return records
+
+
+def _run_one(tenant: Tenant, stage: str, run_id: str, say: Progress) -> StageRecord:
+    watch = Stopwatch()
+    try:
+        rows, message, details = _STAGE_FUNCTIONS[stage](tenant, run_id, say)
+        status = "ok"
+    except StageFailed as exc:
+        rows, message, details, status = 0, str(exc), exc.details, "failed"
+    except VaultError as exc:
+        rows, message, details, status = 0, str(exc), {}, "failed"
+    except Exception as exc:
+        # A bug, not bad input: record it so the ledger is complete, then let it surface.
+        ledger.append(
+            tenant,
+            StageRecord(
+                run_id,
+                tenant.id,
+                stage,
+                "failed",
+                watch.started_at,
+                watch.seconds,
+                0,
+                f"internal error: {exc!r}",
+                {},
+            ),
+        )
+        raise
+    record = StageRecord(
+        run_id, tenant.id, stage, status, watch.started_at, watch.seconds, rows, message, details
+    )
+    ledger.append(tenant, record)
+    return record
