@@ -15,7 +15,6 @@ from typing import Annotated
 
 import typer
 
-from servicervault.config import Tenant
 from servicervault.errors import VaultError
 
 app = typer.Typer(

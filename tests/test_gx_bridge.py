@@ -200,14 +200,14 @@ def test_database_released_after_validation(
 
 
 def test_config_errors_raise_before_validation(warehouse: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="silver.loan_month.*expect_values_to_be_nice"):
+    with pytest.raises(ValueError, match=r"silver\.loan_month.*expect_values_to_be_nice"):
         validate_tables(
             warehouse,
             {"silver.loan_month": [_exp("expect_values_to_be_nice", column="x")]},
             tmp_path,
             "typo",
         )
-    with pytest.raises(ValueError, match="schema.table"):
+    with pytest.raises(ValueError, match=r"schema\.table"):
         validate_tables(warehouse, {"gold.portfolio monthly": []}, tmp_path, "typo")
     with pytest.raises(FileNotFoundError):
         validate_tables(tmp_path / "nope.duckdb", PASSING_SUITES, tmp_path, "typo")

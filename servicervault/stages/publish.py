@@ -50,9 +50,8 @@ def publish(tenant: Tenant, build_id: str) -> dict[str, int]:
         for schema in PUBLISHED_SCHEMAS:
             con.execute(f"CREATE SCHEMA {schema}")
         for schema, name in tables:
-            con.execute(
-                f'CREATE TABLE {schema}."{name}" AS SELECT * FROM {WAREHOUSE_CATALOG}.{schema}."{name}"'
-            )
+            source = f'{WAREHOUSE_CATALOG}.{schema}."{name}"'
+            con.execute(f'CREATE TABLE {schema}."{name}" AS SELECT * FROM {source}')
             rows[f"{schema}.{name}"] = con.execute(
                 f'SELECT count(*) FROM {schema}."{name}"'
             ).fetchone()[0]

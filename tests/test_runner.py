@@ -1,0 +1,71 @@
+"""The runner: the ledger, the validation gate in front of publish, one run per tenant."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from servicervault import ledger
+from servicervault.ledger import TenantBusyError
+from servicervault.runner import run_stages
+from servicervault.stages.publish import analytics_path
+from servicervault.stages.validate import warehouse_path
+from servicervault.storage import sha256_file
+from tests.conftest import Deliver, MakeTenant
+
+pytestmark = pytest.mark.slow
+
+
+def _corrupt_gold(warehouse: Path) -> None:
+    """Simulate a model bug: an SMM of 2 (200 %) lands in the physical gold table."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{warehouse}' AS warehouse")
+    view_sql = con.execute(
+        "SELECT sql FROM duckdb_views() WHERE schema_name = 'gold' "
+        "AND view_name = 'portfolio_monthly'"
+    ).fetchone()[0]
+    physical = re.search(r"FROM (\S+__portfolio_monthly__\d+)", view_sql).group(1)
+    con.execute(f"UPDATE {physical} SET smm = 2 WHERE smm IS NOT NULL")
+    con.close()
+
+
+def test_a_failed_expectation_stops_the_run_and_nothing_is_published(
+    make_tenant: MakeTenant, deliver: Deliver, small_tapes: list[Path]
+) -> None:
+    tenant = make_tenant()
+    deliver(tenant, small_tapes[:4])
+    records = run_stages(tenant)
+    assert [(r.stage, r.status) for r in records] == [
+        ("extract", "ok"),
+        ("transform", "ok"),
+        ("validate", "ok"),
+        ("publish", "ok"),
+        ("drop", "ok"),
+    ]
+    published = sha256_file(analytics_path(tenant))
+
+    _corrupt_gold(warehouse_path(tenant))
+    records = run_stages(tenant, ("validate", "publish"))
+    assert [(r.stage, r.status) for r in records] == [("validate", "failed")]
+    failure = records[0].message
+    assert "gold.portfolio_monthly" in failure and "smm" in failure
+    assert "expect_column_values_to_be_between" in failure
+    assert Path(records[0].details["data_docs"]).is_file()
+
+    [refused] = run_stages(tenant, ("publish",))
+    assert refused.status == "failed" and "failed validation; nothing published" in refused.message
+    assert sha256_file(analytics_path(tenant)) == published
+
+    # Every stage execution is in the ledger, stages of one run sharing its run id.
+    stages = [(r.stage, r.status) for r in ledger.records(tenant)]
+    assert stages[-2:] == [("validate", "failed"), ("publish", "failed")]
+    assert len({r.run_id for r in ledger.records(tenant)}) == 3
+
+
+def test_one_run_at_a_time_per_tenant(make_tenant: MakeTenant) -> None:
+    tenant = make_tenant()
+    with ledger.tenant_lock(tenant), pytest.raises(TenantBusyError, match="is busy"):
+        run_stages(tenant, ("extract",))
