@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -67,3 +68,27 @@ def test_an_unreadable_file_lands_nothing_and_is_kept(
     [result] = extract(tenant)
     assert [f["key"] for f in result.files] == [f"inbound/servicing_tape/{small_tapes[0].name}"]
     assert json.loads(bucket.read_bytes(result.manifest_key or ""))["rows_quarantined"] == 0
+
+
+def test_a_file_may_hold_many_months(
+    make_tenant: MakeTenant, deliver: Deliver, small_tapes: list[Path], tmp_path: Path
+) -> None:
+    """Fannie publishes one file per acquisition quarter holding every month of its loans."""
+    combined = tmp_path / "quarter.txt"
+    combined.write_text("".join(p.read_text() for p in small_tapes[:3]))
+    tenant = make_tenant()
+    deliver(tenant, [combined])
+    [result] = extract(tenant)
+    assert result.rows_landed == len(combined.read_text().splitlines())
+    bucket = Bucket.for_tenant(tenant)
+    [manifest] = read_manifests(bucket, "servicing_tape")
+    loan_files = [bucket.local_path(f["key"]) for f in manifest["tables"]["loan"]["files"]]
+    loans = pq.read_table(loan_files).to_pylist()
+    # One attribute row per loan, taken from its latest month in the file.
+    latest: dict[str, dt.date] = {}
+    for line in combined.read_text().splitlines():
+        _, loan_id, period = line.split("|", 3)[:3]
+        month = dt.date(int(period[2:]), int(period[:2]), 1)
+        latest[loan_id] = max(month, latest.get(loan_id, month))
+    assert {row["loan_id"]: row["as_of_period"] for row in loans} == latest
+    assert len(loans) == len(latest)
