@@ -47,6 +47,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from servicervault.errors import VaultError
+
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import (
         ExpectationSuiteValidationResult,
@@ -148,7 +150,7 @@ class ValidationOutcome:
 # ------------------------------------------------------------------------ public API
 
 
-class DatabaseUnavailableError(RuntimeError):
+class DatabaseUnavailableError(VaultError):
     """The DuckDB file cannot be opened read-only (usually: someone holds it read-write)."""
 
 

@@ -7,7 +7,7 @@ immutable file set per table under ``snapshots/<source>/<table>/<load_id>.*.parq
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import dlt
@@ -27,8 +27,6 @@ class TapeFile:
     rows_in: int = 0
     rows_landed: int = 0
     rows_quarantined: int = 0
-    loans: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 @dlt.source(name="servicing_tape")
@@ -47,7 +45,6 @@ def servicing_tape(
                 tape.rows_in += batch.rows_in
                 tape.rows_landed += batch.loan_month.num_rows
                 tape.rows_quarantined += batch.quarantine.num_rows
-                tape.loans += batch.loan.num_rows
                 for name in TABLES:
                     table = getattr(batch, name)
                     if table.num_rows:

@@ -66,9 +66,7 @@ def extract_source(tenant: Tenant, source: Source, progress: Progress | None) ->
     say = progress or (lambda _msg: None)
     bucket = Bucket.for_tenant(tenant)
     result = SourceExtract(source=source.name)
-    landed = {
-        f["sha256"]: f["key"] for m in read_manifests(bucket, source.name) for f in m["files"]
-    }
+    landed = {f["sha256"] for m in read_manifests(bucket, source.name) for f in m["files"]}
     new: list[TapeFile] = []
     for key in bucket.list(source.inbound):
         if key.rsplit("/", 1)[-1].startswith("."):
@@ -78,7 +76,7 @@ def extract_source(tenant: Tenant, source: Source, progress: Progress | None) ->
         if digest in landed:
             result.already_landed.append(key)
             continue
-        landed[digest] = key
+        landed.add(digest)
         new.append(TapeFile(path=path, key=key, sha256=digest, bytes=path.stat().st_size))
     if not new:
         say(
