@@ -39,11 +39,12 @@ WITH months AS (
     CASE
       WHEN NOT is_active THEN COALESCE(upb_at_removal, current_upb, 0)
       WHEN current_upb > 0 THEN current_upb
-      WHEN r0 = 0 THEN GREATEST(0, orig_upb * (1 - LEAST(age, n) / n))
-      ELSE GREATEST(
-        0,
-        orig_upb * (POWER(1 + r0, n) - POWER(1 + r0, LEAST(age, n))) / (POWER(1 + r0, n) - 1)
-      )
+      /* CASE rather than LEAST/GREATEST: those skip NULLs, and a missing age must stay
+         NULL (caught by the not_null audit) instead of silently becoming a 0 balance. */
+      WHEN r0 = 0 THEN orig_upb * (1 - (CASE WHEN age > n THEN n ELSE age END) / n)
+      ELSE orig_upb * (
+        POWER(1 + r0, n) - POWER(1 + r0, CASE WHEN age > n THEN n ELSE age END)
+      ) / (POWER(1 + r0, n) - 1)
     END AS upb
   FROM months
 ), paired AS (
@@ -58,7 +59,7 @@ WITH months AS (
     prev.upb AS prev_upb,
     COALESCE(prev.is_active, FALSE) AS prev_active,
     prev.rate / 1200.0 AS prev_r,
-    GREATEST(1, prev.n - prev.age) AS prev_m
+    CASE WHEN prev.n - prev.age < 1 THEN 1 ELSE prev.n - prev.age END AS prev_m
   FROM measured AS cur
   LEFT JOIN measured AS prev
     ON prev.loan_id = cur.loan_id AND prev.period = cur.period - INTERVAL 1 MONTH
@@ -86,7 +87,10 @@ SELECT
   CASE
     WHEN NOT prev_active THEN NULL
     WHEN status = 'prepaid' THEN prev_upb - sched_principal
-    WHEN is_active THEN GREATEST(0, prev_upb - sched_principal - upb)
+    WHEN is_active THEN CASE
+      WHEN prev_upb - sched_principal - upb < 0 THEN 0
+      ELSE prev_upb - sched_principal - upb
+    END
     ELSE 0
   END AS unscheduled_principal
 FROM scheduled

@@ -1,16 +1,17 @@
 """The SQLMesh unit tests of the models (``tests/models/test_*.yaml``), run from pytest.
 
-SQLMesh runs its YAML tests itself (``Context.test``) against an in-memory DuckDB, with every
-upstream model mocked by the rows the test lists; nothing is read from a bucket. Building the
-Context is the slow part (~0.5 s once SQLMesh is imported), so it is built once per session and
-every YAML test is run in that one call; each YAML test then gets its own pytest test that
-reports just its outcome, so a failure names the model test that broke and shows SQLMesh's
-diff of expected and actual rows.
+SQLMesh runs its YAML tests itself (``Context.test``) on an in-memory DuckDB, each upstream
+model mocked by the rows the test lists, so nothing is read from a bucket. Building the Context
+is the slow part, so every YAML test runs in one ``Context.test()`` call (the first test here to
+need it makes the call, in a throwaway VAULT_HOME); each YAML test then gets its own pytest test
+that reports its outcome, so a failure names the model test that broke and shows SQLMesh's
+table of expected and actual values.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,56 +22,67 @@ from servicervault.stages.transform import make_context
 
 HERE = Path(__file__).parent
 YAML_FILES = sorted(HERE.glob("test_*.yaml"))
-# (file name, test name) for every test declared in the YAML files, read without SQLMesh.
-DECLARED = [(f.name, name) for f in YAML_FILES for name in yaml.safe_load(f.read_text()) or {}]
+# Every test declared in the YAML files: (file name, test name, model), read without SQLMesh.
+DECLARED = [
+    (f.name, name, body["model"])
+    for f in YAML_FILES
+    for name, body in (yaml.safe_load(f.read_text()) or {}).items()
+]
 
 
-class _Run:
-    """Outcome of one ``Context.test()`` over every YAML test, keyed by test name."""
+@dataclass
+class Outcome:
+    """What one ``Context.test()`` over every YAML test reported."""
 
-    def __init__(self, result: Any, output: str, models: list[str]) -> None:
-        self.tests_run: int = result.testsRun
-        self.successful: bool = result.wasSuccessful()
-        self.output = output
-        self.models = models
-        self.passed = {test.test_name for test in result.successes}
-        self.problems: dict[str, str] = {}
-        for test, text in [*result.failures, *result.errors]:
-            name = getattr(test, "test_name", str(test))
-            self.problems[name] = self.problems.get(name, "") + text
-        self.tested_models = {
-            str(test.body.get("model", "")) for test in [*result.successes]
-        } | {
-            str(getattr(test, "body", {}).get("model", ""))
-            for test, _ in [*result.failures, *result.errors]
-        }
+    tests_run: int
+    output: str
+    models: list[str]
+    passed: set[str] = field(default_factory=set)
+    problems: dict[str, str] = field(default_factory=dict)
 
 
-_RUNS: dict[str, _Run] = {}
+_OUTCOME: list[Outcome] = []
+
+
+def _run_all(context: Any) -> Outcome:
+    stream = io.StringIO()
+    result = context.test(stream=stream)
+    outcome = Outcome(
+        tests_run=result.testsRun,
+        output=stream.getvalue(),
+        models=sorted(
+            f"{m.fully_qualified_table.db}.{m.fully_qualified_table.name}"
+            for m in context.models.values()
+        ),
+        passed={test.test_name for test in result.successes},
+    )
+    for test, text in [*result.failures, *result.errors]:
+        name = getattr(test, "test_name", str(test))
+        outcome.problems[name] = outcome.problems.get(name, "") + text
+    return outcome
 
 
 @pytest.fixture
-def model_tests(make_tenant: Any) -> _Run:
-    """Run every YAML model test once per session (in a throwaway VAULT_HOME) and keep the outcome."""
-    if "all" not in _RUNS:
+def model_tests(vault_home: Path, make_tenant: Any, monkeypatch: pytest.MonkeyPatch) -> Outcome:
+    """Every YAML model test, run once per session; the outcome is kept for the tests below."""
+    if not _OUTCOME:
+        # make_context only setdefault()s these; set them here so they are undone afterwards.
+        monkeypatch.setenv("SQLMESH_HOME", str(vault_home / "sqlmesh"))
+        monkeypatch.setenv("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", "1")
         context = make_context(make_tenant("unit"))
-        stream = io.StringIO()
         try:
-            result = context.test(stream=stream)
-            models = sorted(
-                f"{m.fully_qualified_table.db}.{m.fully_qualified_table.name}"
-                for m in context.models.values()
-            )
+            _OUTCOME.append(_run_all(context))
         finally:
             context.close()
-        _RUNS["all"] = _Run(result, stream.getvalue(), models)
-    return _RUNS["all"]
+    return _OUTCOME[0]
 
 
 @pytest.mark.parametrize(
-    "file_name, test_name", DECLARED, ids=[f"{f}::{n}" for f, n in DECLARED]
+    ("file_name", "test_name"),
+    [(f, n) for f, n, _ in DECLARED],
+    ids=[f"{f}::{n}" for f, n, _ in DECLARED],
 )
-def test_model_unit(model_tests: _Run, file_name: str, test_name: str) -> None:
+def test_model_unit(model_tests: Outcome, file_name: str, test_name: str) -> None:
     if test_name in model_tests.problems:
         pytest.fail(
             f"SQLMesh unit test {file_name}::{test_name} failed:\n"
@@ -83,19 +95,15 @@ def test_model_unit(model_tests: _Run, file_name: str, test_name: str) -> None:
     )
 
 
-def test_every_declared_test_ran(model_tests: _Run) -> None:
-    names = [name for _, name in DECLARED]
+def test_sqlmesh_ran_exactly_the_declared_tests(model_tests: Outcome) -> None:
+    names = [name for _, name, _ in DECLARED]
     assert len(names) == len(set(names)), "two YAML tests share a name"
     assert model_tests.tests_run == len(DECLARED), model_tests.output
-    assert model_tests.successful, "\n".join(model_tests.problems.values())
 
 
-def test_every_silver_and_gold_model_has_a_unit_test(model_tests: _Run) -> None:
-    declared_models = set()
-    for f in YAML_FILES:
-        for body in (yaml.safe_load(f.read_text()) or {}).values():
-            declared_models.add(body["model"])
+def test_every_silver_and_gold_model_has_a_unit_test(model_tests: Outcome) -> None:
+    tested = {model for _, _, model in DECLARED}
     built = [m for m in model_tests.models if not m.startswith("bronze.")]
-    assert built, "no models were loaded"
-    missing = [m for m in built if m not in declared_models]
+    assert built, "SQLMesh loaded no models"
+    missing = [m for m in built if m not in tested]
     assert not missing, f"models without a YAML unit test in tests/models/: {missing}"
