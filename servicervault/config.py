@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from servicervault.errors import VaultError
 
@@ -82,12 +89,51 @@ class Storage(_Strict):
         return value
 
 
+class DelimitedSpec(_Strict):
+    """A generic delimited tape: header names mapped onto canonical contract columns."""
+
+    delimiter: str = ","
+    date_format: str = "%Y-%m-%d"
+    null_tokens: list[str] = Field(default_factory=lambda: ["", "NA", "NULL"])
+    columns: dict[str, str] = Field(min_length=1)
+    code_maps: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char(cls, value: str) -> str:
+        if len(value) != 1 or value in {'"', "\n", "\r"}:
+            raise ValueError("must be one character (not a quote or newline)")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _canonical(cls, value: dict[str, str]) -> dict[str, str]:
+        from servicervault.contracts import contract
+
+        known = {
+            c.name
+            for table in ("silver.loan", "silver.loan_month")
+            for c in contract(table).columns
+            if c.source
+        }
+        unknown = sorted(set(value.values()) - known)
+        if unknown:
+            raise ValueError(f"maps onto unknown canonical columns {unknown}")
+        required = {"loan_id", "period", "orig_rate", "orig_upb", "orig_term", "first_pay_date"}
+        missing = sorted(required - set(value.values()))
+        if missing:
+            raise ValueError(f"must map the required canonical columns {missing}")
+        return value
+
+
 class Source(_Strict):
     """One delivery stream of tapes landing under a prefix of the tenant's bucket."""
 
     name: str
-    layout: Literal["fannie_sflp"]
+    layout: Literal["fannie_sflp", "fannie_legacy", "freddie_sflld", "delimited"]
     inbound: str
+    delimited: DelimitedSpec | None = None
+    quarantine_limit_pct: float = Field(default=1.0, ge=0, le=100)
 
     @field_validator("name")
     @classmethod
@@ -104,6 +150,12 @@ class Source(_Strict):
                 "must be a relative prefix inside the bucket ending in '/', e.g. inbound/tape/"
             )
         return value
+
+    @model_validator(mode="after")
+    def _delimited_mapping(self) -> Source:
+        if (self.layout == "delimited") != (self.delimited is not None):
+            raise ValueError("a `delimited` block is required for layout delimited, and only there")
+        return self
 
 
 class Tenant(_Strict):

@@ -32,6 +32,9 @@ SELECT
     WHEN zero_balance_code = '01' THEN 'prepaid'
     WHEN zero_balance_code IN ('02', '03', '09', '15') THEN 'defaulted'
     WHEN NOT zero_balance_code IS NULL THEN 'other_removal'
+    /* Freddie's RA (REO acquired): the property is held after foreclosure; MBA practice
+       counts REO in the 90+ bucket until disposition ends the loan with a zero-balance code. */
+    WHEN dlq_status = 'RA' THEN 'dpd90p'
     WHEN months_delinquent IS NULL THEN 'unknown'
     WHEN months_delinquent = 0 THEN 'current'
     WHEN months_delinquent = 1 THEN 'dpd30'

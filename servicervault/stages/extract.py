@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
+from pipelines.servicing_tape.delivery import TapeFile
 from pipelines.servicing_tape.tables import TABLES
 from servicervault.config import Source, Tenant
 from servicervault.errors import VaultError
 from servicervault.ledger import new_run_id
 from servicervault.storage import Bucket, sha256_file
-
-if TYPE_CHECKING:
-    from pipelines.servicing_tape import TapeFile
 
 Progress = Callable[[str], None]
 
@@ -61,23 +59,33 @@ def extract(tenant: Tenant, progress: Progress | None = None) -> list[SourceExtr
 
 
 def extract_source(tenant: Tenant, source: Source, progress: Progress | None) -> SourceExtract:
-    from pipelines.servicing_tape import TapeFile
+    from pipelines.servicing_tape.inspection import StillUploading, fingerprint
 
     say = progress or (lambda _msg: None)
     bucket = Bucket.for_tenant(tenant)
     result = SourceExtract(source=source.name)
     landed = {f["sha256"] for m in read_manifests(bucket, source.name) for f in m["files"]}
     new: list[TapeFile] = []
+    problems: list[str] = []
     for key in bucket.list(source.inbound):
         if key.rsplit("/", 1)[-1].startswith("."):
             continue
         path = bucket.local_path(key)
-        digest = sha256_file(path)
-        if digest in landed:
+        try:
+            facts = fingerprint(path, key)
+        except StillUploading as exc:
+            say(f"  skipped {exc}")
+            continue
+        except VaultError as exc:
+            problems.append(str(exc))
+            continue
+        if facts.sha256 in landed:
             result.already_landed.append(key)
             continue
-        landed.add(digest)
-        new.append(TapeFile(path=path, key=key, sha256=digest, bytes=path.stat().st_size))
+        landed.add(facts.sha256)
+        new.append(TapeFile(path, key, facts.sha256, facts.bytes, facts.gzip))
+    if problems:
+        raise ExtractError(_nothing_landed(problems))
     if not new:
         say(
             f"{source.name}: no new files under {source.inbound} "
@@ -87,30 +95,77 @@ def extract_source(tenant: Tenant, source: Source, progress: Progress | None) ->
 
     result.snapshot_id = new_run_id()
     say(f"{source.name}: landing {len(new)} new file(s) as snapshot {result.snapshot_id}")
-    result.load_id, staged = _load(tenant, source, bucket, new, result.snapshot_id, say)
-    result.files = [
-        {
-            "key": t.key,
-            "sha256": t.sha256,
-            "bytes": t.bytes,
-            "rows_in": t.rows_in,
-            "rows_landed": t.rows_landed,
-            "rows_quarantined": t.rows_quarantined,
-        }
-        for t in new
-    ]
-    result.rows_landed = sum(t.rows_landed for t in new)
-    result.rows_quarantined = sum(t.rows_quarantined for t in new)
-    result.manifest_key = _commit(tenant, source, bucket, result, staged)
+    work = tenant.home / "work" / result.snapshot_id
+    try:
+        tables = _parse_delivery(source, new, result.snapshot_id, work, say)
+        result.load_id, staged = _load(tenant, source, bucket, tables, say)
+        result.files = [t.summary() for t in new]
+        result.rows_landed = sum(t.rows_landed for t in new)
+        result.rows_quarantined = sum(t.rows_quarantined for t in new)
+        result.manifest_key = _commit(tenant, source, bucket, result, staged)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _nothing_landed(problems: list[str]) -> str:
+    return "nothing landed:\n  " + "\n  ".join(problems)
+
+
+def _parse_delivery(
+    source: Source, files: list[TapeFile], snapshot_id: str, work: Path, say: Progress
+) -> dict[str, Path]:
+    """Check, detect and parse every file, then apply the delivery-wide checks."""
+    from pipelines.servicing_tape.delivery import Delivery, check_quarantine_limit
+    from pipelines.servicing_tape.formats import file_kinds
+    from pipelines.servicing_tape.inspection import (
+        check_text,
+        decompress,
+        detect_delimited,
+        detect_kind,
+    )
+    from pipelines.servicing_tape.parser import parse_file
+
+    work.mkdir(parents=True, exist_ok=True)
+    delivery = Delivery(work)
+    problems = []
+    plans = []
+    for i, tape in enumerate(files):
+        try:
+            if tape.gzip:
+                tape.path = decompress(tape.path, work / f"{i:04d}.txt", tape.key)
+                say(f"  {tape.key}: gzip-compressed, decompressed for parsing")
+            text = check_text(tape.path, tape.key)
+            kind = (
+                detect_delimited(tape.path, tape.key, source.delimited)
+                if source.delimited
+                else detect_kind(tape.path, tape.key, file_kinds(source.layout), source.layout)
+            )
+        except VaultError as exc:
+            problems.append(str(exc))
+            continue
+        tape.kind = kind.name
+        plans.append((tape, kind, text))
+    if problems:
+        raise ExtractError(_nothing_landed(problems))
+    for tape, kind, text in plans:
+        batches = parse_file(tape.path, kind, tape.key, snapshot_id, text.truncated_line)
+        delivery.add(tape, kind.tables[0], batches)
+    tables = delivery.finish()
+    for tape in files:
+        say(
+            f"  {tape.key} ({tape.kind}): {tape.rows_in:,} rows, {tape.rows_landed:,} landed, "
+            f"{tape.rows_quarantined:,} quarantined"
+        )
+    check_quarantine_limit(files, tables.get("quarantine"), source.quarantine_limit_pct)
+    return tables
 
 
 def _load(
     tenant: Tenant,
     source: Source,
     bucket: Bucket,
-    files: list[TapeFile],
-    snapshot_id: str,
+    tables: dict[str, Path],
     say: Progress,
 ) -> tuple[str, dict[str, list[Path]]]:
     """Run the tenant's dlt pipeline into the bucket's staging area.
@@ -120,10 +175,8 @@ def _load(
     Returns the load id and the staged Parquet files per table.
     """
     import dlt
-    from dlt.pipeline.exceptions import PipelineStepFailed
 
-    from pipelines.servicing_tape import servicing_tape
-    from pipelines.servicing_tape.parser import TapeError
+    from pipelines.servicing_tape.source import servicing_tape
 
     pipeline = dlt.pipeline(
         pipeline_name=f"{tenant.id}__{source.name}",
@@ -136,24 +189,7 @@ def _load(
     if pipeline.has_pending_data:
         say(f"{source.name}: discarding an unfinished load left by an interrupted run")
         pipeline.abort_packages()
-
-    def on_file(tape: TapeFile) -> None:
-        say(
-            f"  {tape.key}: {tape.rows_in:,} rows, {tape.rows_landed:,} landed, "
-            f"{tape.rows_quarantined:,} quarantined"
-        )
-
-    try:
-        info = pipeline.run(
-            servicing_tape(files, source.layout, snapshot_id, on_file),
-            loader_file_format="parquet",
-        )
-    except PipelineStepFailed as exc:
-        cause = exc.__cause__
-        while cause is not None and not isinstance(cause, TapeError):
-            cause = cause.__cause__ or cause.__context__
-        reason = str(cause) if cause else f"{exc.step} failed: {exc.exception}"
-        raise ExtractError(f"{source.name}: nothing landed: {reason}") from None
+    info = pipeline.run(servicing_tape(tables), loader_file_format="parquet")
     info.raise_on_failed_jobs()
     load_id = info.loads_ids[-1]
     staged: dict[str, list[Path]] = {}

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.servicing_tape.delivery import QuarantineLimitExceeded
 from servicervault.stages.extract import ExtractError, extract, read_manifests
 from servicervault.storage import Bucket, sha256_file
 from tests.conftest import Deliver, MakeTenant
+from tests.pipelines.servicing_tape.test_parser import FREDDIE_ORIG, FREDDIE_SVCG, line
 
 
 def test_files_land_once_with_a_complete_manifest(
@@ -57,7 +61,8 @@ def test_an_unreadable_file_lands_nothing_and_is_kept(
     bad = tmp_path / "sflp_broken.txt"
     bad.write_bytes(b"")
     deliver(tenant, [small_tapes[0], bad])
-    with pytest.raises(ExtractError, match=r"nothing landed: sflp_broken\.txt: the file is empty"):
+    message = r"nothing landed:\n  inbound/servicing_tape/sflp_broken\.txt: the file is empty"
+    with pytest.raises(ExtractError, match=message):
         extract(tenant)
     bucket = Bucket.for_tenant(tenant)
     assert read_manifests(bucket, "servicing_tape") == []
@@ -86,9 +91,91 @@ def test_a_file_may_hold_many_months(
     loans = pq.read_table(loan_files).to_pylist()
     # One attribute row per loan, taken from its latest month in the file.
     latest: dict[str, dt.date] = {}
-    for line in combined.read_text().splitlines():
-        _, loan_id, period = line.split("|", 3)[:3]
+    for text in combined.read_text().splitlines():
+        _, loan_id, period = text.split("|", 3)[:3]
         month = dt.date(int(period[2:]), int(period[:2]), 1)
         latest[loan_id] = max(month, latest.get(loan_id, month))
     assert {row["loan_id"]: row["as_of_period"] for row in loans} == latest
     assert len(loans) == len(latest)
+
+
+def _tape(tmp_path: Path, name: str, lines: list[str], gz: bool = False) -> Path:
+    path = tmp_path / name
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def test_a_freddie_delivery_lands_loans_and_months_and_builds(
+    make_tenant: MakeTenant, deliver: Deliver, tmp_path: Path
+) -> None:
+    tenant = make_tenant(sources=[{"name": "fhlmc", "layout": "freddie_sflld", "inbound": "in/"}])
+    orig = _tape(tmp_path, "orig.txt", [line("fhlmc_sflld_orig.csv", FREDDIE_ORIG)])
+    months = [
+        line("fhlmc_sflld_svcg.csv", FREDDIE_SVCG, 32, **{"Monthly Reporting Period": p,
+             "Current Loan Delinquency Status": d})
+        for p, d in [("202104", "0"), ("202105", "1"), ("202106", "RA")]
+    ]  # fmt: skip
+    svcg = _tape(tmp_path, "svcg.txt.gz", months, gz=True)
+    bucket = Bucket.for_tenant(tenant)
+    for path in (orig, svcg):
+        bucket.put_file(path, f"in/{path.name}")
+    [result] = extract(tenant)
+    kinds = {f["key"]: (f["kind"], f["gzip"], f["rows_landed"]) for f in result.files}
+    assert kinds == {
+        "in/orig.txt": ("origination", False, 1),
+        "in/svcg.txt.gz": ("servicing", True, 3),
+    }
+
+    from servicervault.stages.transform import transform
+    from servicervault.stages.validate import warehouse_path
+
+    transform(tenant)
+    con = duckdb.connect(str(warehouse_path(tenant)), read_only=True)
+    statuses = con.execute("SELECT status FROM silver.loan_month ORDER BY period").fetchall()
+    loan = con.execute("SELECT fico, purpose, zip3 FROM silver.loan").fetchone()
+    con.close()
+    assert [s for (s,) in statuses] == ["current", "dpd30", "dpd90p"]
+    assert loan == (None, "R", "750")
+
+
+def test_files_of_the_wrong_layout_land_nothing_and_every_problem_is_listed(
+    make_tenant: MakeTenant, deliver: Deliver, small_tapes: list[Path], tmp_path: Path
+) -> None:
+    tenant = make_tenant(sources=[{"name": "legacy", "layout": "fannie_legacy", "inbound": "in/"}])
+    bucket = Bucket.for_tenant(tenant)
+    bucket.put_file(small_tapes[0], "in/monthly.txt")
+    bucket.put_file(_tape(tmp_path, "bin.txt", ["ok"]), "in/also_bad.txt")
+    bucket.local_path("in/also_bad.txt").write_bytes(b"\x00\x01binary")
+    with pytest.raises(ExtractError) as err:
+        extract(tenant)
+    message = str(err.value)
+    assert "in/monthly.txt: does not match layout fannie_legacy: its lines have 108" in message
+    assert "in/also_bad.txt: binary content" in message
+    assert bucket.list("snapshots/") == [] and bucket.exists("in/monthly.txt")
+
+
+def test_the_quarantine_limit_lands_nothing_above_it_and_everything_below(
+    make_tenant: MakeTenant, small_tapes: list[Path], tmp_path: Path
+) -> None:
+    lines = small_tapes[0].read_text().splitlines()
+    broken = [ln.replace("|R|", "|Z|", 1) if i % 20 == 0 else ln for i, ln in enumerate(lines)]
+    bad_rows = sum(1 for a, b in zip(lines, broken, strict=True) if a != b)
+    tape = _tape(tmp_path, "sflp_202101.txt", broken)
+    source = {"name": "servicing_tape", "layout": "fannie_sflp", "inbound": "in/"}
+    strict = make_tenant("strict", sources=[source])
+    Bucket.for_tenant(strict).put_file(tape, "in/sflp_202101.txt")
+    with pytest.raises(QuarantineLimitExceeded, match="above the limit of 1 %"):
+        extract(strict)
+    assert Bucket.for_tenant(strict).list("snapshots/") == []
+
+    lenient = make_tenant("lenient", sources=[{**source, "quarantine_limit_pct": 10}])
+    bucket = Bucket.for_tenant(lenient)
+    bucket.put_file(tape, "in/sflp_202101.txt")
+    [result] = extract(lenient)
+    assert result.rows_quarantined == bad_rows > 0
+    assert result.rows_landed + result.rows_quarantined == len(lines)
+    [manifest] = read_manifests(bucket, "servicing_tape")
+    [q] = manifest["tables"]["quarantine"]["files"]
+    reasons = pq.read_table(bucket.local_path(q["key"])).to_pylist()
+    assert {r["check"] for r in reasons} == {"not_allowed"} and len(reasons) == bad_rows

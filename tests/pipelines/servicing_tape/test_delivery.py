@@ -1,0 +1,73 @@
+"""Delivery-wide checks: duplicate keys across files, and the quarantine limit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.servicing_tape.delivery import (
+    Delivery,
+    QuarantineLimitExceeded,
+    TapeFile,
+    check_quarantine_limit,
+)
+from pipelines.servicing_tape.formats import file_kinds
+from pipelines.servicing_tape.parser import parse_file
+from tests.pipelines.servicing_tape.test_parser import sflp
+
+SFLP = file_kinds("fannie_sflp")[0]
+
+
+def deliver(tmp_path: Path, files: dict[str, list[str]]) -> tuple[Delivery, dict[str, Path]]:
+    delivery = Delivery(tmp_path / "work")
+    for name, lines in files.items():
+        path = tmp_path / name
+        path.write_text("\n".join(lines) + "\n")
+        tape = TapeFile(path, f"inbound/{name}", "sha", path.stat().st_size)
+        delivery.add(tape, "loan_month", parse_file(path, SFLP, tape.key, "S1"))
+    return delivery, delivery.finish()
+
+
+def test_a_key_delivered_twice_is_quarantined_and_every_row_is_accounted_for(
+    tmp_path: Path,
+) -> None:
+    delivery, tables = deliver(tmp_path, {
+        "a.txt": [sflp(LOAN_ID="1"), sflp(LOAN_ID="2"), sflp(LOAN_ID="1")],
+        "b.txt": [sflp(LOAN_ID="2"), sflp(LOAN_ID="3"), sflp(LOAN_ID="3", CHANNEL="Z")],
+    })  # fmt: skip
+    import duckdb
+
+    landed = duckdb.sql(f"SELECT loan_id, _source_file, _line_number FROM '{tables['loan_month']}'")
+    assert landed.fetchall() == [
+        ("1", "inbound/a.txt", 1),
+        ("2", "inbound/a.txt", 2),
+        ("3", "inbound/b.txt", 2),
+    ]
+    quarantined = duckdb.sql(
+        f"SELECT _source_file, _line_number, \"check\", reason FROM '{tables['quarantine']}'"
+    ).fetchall()
+    assert quarantined == [
+        ("inbound/a.txt", 3, "duplicate",
+         "duplicate key (loan_id, period) = (1, 2021-03-01), first delivered at inbound/a.txt:1"),
+        ("inbound/b.txt", 1, "duplicate",
+         "duplicate key (loan_id, period) = (2, 2021-03-01), first delivered at inbound/a.txt:2"),
+        ("inbound/b.txt", 3, "not_allowed", "channel: 'Z' is not one of R, C, B, T"),
+    ]  # fmt: skip
+    a, b = delivery.files
+    assert (a.rows_in, a.rows_landed, a.rows_quarantined) == (3, 2, 1)
+    assert (b.rows_in, b.rows_landed, b.rows_quarantined) == (3, 1, 2)
+    loans = duckdb.sql(f"SELECT loan_id FROM '{tables['loan']}' ORDER BY 1").fetchall()
+    assert loans == [("1",), ("2",), ("3",)]  # attributes: one row per loan, not quarantined
+
+
+def test_above_the_limit_the_delivery_fails_with_its_top_reasons(tmp_path: Path) -> None:
+    bad = [sflp(LOAN_ID=str(i), CSCORE_B="9999") for i in range(3)]
+    good = [sflp(LOAN_ID=str(i)) for i in range(10, 107)]
+    delivery, tables = deliver(tmp_path, {"t.txt": good + bad})
+    check_quarantine_limit(delivery.files, tables["quarantine"], limit_pct=5)  # 3 % is fine
+    with pytest.raises(QuarantineLimitExceeded) as err:
+        check_quarantine_limit(delivery.files, tables["quarantine"], limit_pct=1)
+    message = str(err.value)
+    assert "3 of 100 rows (3.00 %) broke their contract, above the limit of 1 %" in message
+    assert "out_of_range" in message and "fico" in message and "inbound/t.txt:98" in message
