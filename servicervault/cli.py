@@ -210,6 +210,7 @@ def query(
             tbl_rows=-1,
             tbl_cols=-1,
             tbl_hide_dataframe_shape=True,
+            fmt_float="full",
             tbl_width_chars=int(os.environ.get("COLUMNS", "200")),
         ):
             typer.echo(pl.from_arrow(table))

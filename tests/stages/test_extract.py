@@ -179,3 +179,44 @@ def test_the_quarantine_limit_lands_nothing_above_it_and_everything_below(
     [q] = manifest["tables"]["quarantine"]["files"]
     reasons = pq.read_table(bucket.local_path(q["key"])).to_pylist()
     assert {r["check"] for r in reasons} == {"not_allowed"} and len(reasons) == bad_rows
+
+
+def test_a_delimited_tenant_maps_its_own_columns(make_tenant: MakeTenant, tmp_path: Path) -> None:
+    mapping = {
+        "delimiter": ";",
+        "date_format": "%d.%m.%Y",
+        "columns": {
+            "Darlehen": "loan_id", "Stichtag": "period", "Zins": "orig_rate",
+            "Betrag": "orig_upb", "Laufzeit": "orig_term", "Erste Rate": "first_pay_date",
+            "Saldo": "current_upb", "Verzug": "dlq_status",
+        },
+        "code_maps": {"dlq_status": {"keiner": "00", "30": "01"}},
+    }  # fmt: skip
+    source = {"name": "bank", "layout": "delimited", "inbound": "in/", "delimited": mapping}
+    tenant = make_tenant(sources=[source])
+    tape = _tape(tmp_path, "bestand.csv", [
+        "Darlehen;Stichtag;Zins;Betrag;Laufzeit;Erste Rate;Saldo;Verzug",
+        "D1;01.02.2024;4.5;100000;240;01.01.2024;99600.5;keiner",
+        "D2;01.02.2024;5;200000;360;01.01.2024;199000;30",
+    ])  # fmt: skip
+    Bucket.for_tenant(tenant).put_file(tape, "in/bestand.csv")
+    [result] = extract(tenant)
+    assert (result.rows_landed, result.rows_quarantined) == (2, 0)
+    [manifest] = read_manifests(Bucket.for_tenant(tenant), "bank")
+    [part] = manifest["tables"]["loan_month"]["files"]
+    rows = pq.read_table(Bucket.for_tenant(tenant).local_path(part["key"])).to_pylist()
+    assert [(r["loan_id"], r["period"], r["dlq_status"]) for r in rows] == [
+        ("D1", dt.date(2024, 2, 1), "00"),
+        ("D2", dt.date(2024, 2, 1), "01"),
+    ]
+
+
+def test_a_delimited_mapping_must_cover_the_required_columns(make_tenant: MakeTenant) -> None:
+    from servicervault.config import ConfigError
+
+    bad = {"columns": {"Loan": "loan_id", "Month": "period", "Colour": "paint"}}
+    with pytest.raises(ConfigError) as err:
+        make_tenant(
+            sources=[{"name": "b", "layout": "delimited", "inbound": "in/", "delimited": bad}]
+        )
+    assert "maps onto unknown canonical columns ['paint']" in str(err.value)
