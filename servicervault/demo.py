@@ -16,7 +16,7 @@ from pathlib import Path
 from servicervault.config import Tenant, load_tenant, vault_home
 from servicervault.errors import VaultError
 from servicervault.generator import generate_tapes
-from servicervault.storage import Bucket
+from servicervault.storage import Bucket, LocalBucket
 
 DEMO_TENANT = "demo"
 
@@ -27,7 +27,7 @@ def prepare_demo(
     """Generate the demo portfolio into the demo tenant's inbound; return the new keys."""
     tenant = load_tenant(DEMO_TENANT)
     bucket = Bucket.for_tenant(tenant)
-    if not bucket.root.is_relative_to(vault_home()):
+    if not isinstance(bucket, LocalBucket) or not bucket.root.is_relative_to(vault_home()):
         raise VaultError(f"the demo tenant's bucket {bucket.url} must live under VAULT_HOME")
     if reset:
         shutil.rmtree(bucket.root, ignore_errors=True)

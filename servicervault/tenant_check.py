@@ -1,32 +1,35 @@
-"""``vault tenants check``: everything about a tenant that can be checked before a run."""
+"""``vault tenants check``: everything about a tenant that can be checked without writing."""
 
 from __future__ import annotations
 
-import os
+from collections import Counter
 
-from servicervault.config import load_tenant
+from servicervault.config import list_tenant_ids, load_tenant
 from servicervault.errors import VaultError
 from servicervault.storage import Bucket
 
 
 def check_tenant(tenant_id: str) -> list[str]:
-    """Problems with the tenant, each a readable sentence; empty when all is well."""
+    """Problems with the tenant, each a readable sentence; empty when all is well.
+
+    Loads the file (schema, names of credential variables and whether they are set), and
+    opens the bucket: it must exist, these credentials must reach it, and it must be marked
+    as this tenant's. Two tenants may never share a bucket.
+    """
     try:
         tenant = load_tenant(tenant_id)
+        Bucket.for_tenant(tenant).list("snapshots")
     except VaultError as exc:
         return [str(exc)]
-    problems = []
-    for env_name in (tenant.storage.access_key_id_env, tenant.storage.secret_access_key_env):
-        if env_name and not os.environ.get(env_name):
-            problems.append(f"environment variable {env_name} (named in the config) is not set")
+    buckets = Counter(load_tenant(t).bucket_url for t in list_tenant_ids() if _loads(t))
+    if buckets[tenant.bucket_url] > 1:
+        return [f"bucket {tenant.bucket_url} is configured for more than one tenant"]
+    return []
+
+
+def _loads(tenant_id: str) -> bool:
     try:
-        bucket = Bucket.for_tenant(tenant)
-        probe = bucket.root / ".vault-write-check"
-        bucket.root.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except VaultError as exc:
-        problems.append(str(exc))
-    except OSError as exc:
-        problems.append(f"bucket {tenant.bucket_url} is not writable: {exc.strerror}")
-    return problems
+        load_tenant(tenant_id)
+    except VaultError:
+        return False
+    return True

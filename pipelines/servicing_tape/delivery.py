@@ -38,6 +38,7 @@ class TapeFile:
     sha256: str
     bytes: int
     gzip: bool = False
+    etag: str | None = None  # the server's content tag, to recognise the file without a download
     kind: str = ""
     rows_in: int = 0
     rows_landed: int = 0
@@ -49,6 +50,7 @@ class TapeFile:
             "sha256": self.sha256,
             "bytes": self.bytes,
             "gzip": self.gzip,
+            "etag": self.etag,
             "kind": self.kind,
             "rows_in": self.rows_in,
             "rows_landed": self.rows_landed,

@@ -64,13 +64,20 @@ def extract_source(tenant: Tenant, source: Source, progress: Progress | None) ->
     say = progress or (lambda _msg: None)
     bucket = Bucket.for_tenant(tenant)
     result = SourceExtract(source=source.name)
-    landed = {f["sha256"] for m in read_manifests(bucket, source.name) for f in m["files"]}
+    manifests = read_manifests(bucket, source.name)
+    landed = {f["sha256"] for m in manifests for f in m["files"]}
+    landed_tags = {(f["key"], f["etag"]) for m in manifests for f in m["files"] if f.get("etag")}
+    etags = bucket.etags(source.inbound)
+    downloads = tenant.home / "work" / f"inbound-{new_run_id()}"
     new: list[TapeFile] = []
     problems: list[str] = []
     for key in bucket.list(source.inbound):
         if key.rsplit("/", 1)[-1].startswith("."):
             continue
-        path = bucket.local_path(key)
+        if (key, etags.get(key)) in landed_tags:
+            result.already_landed.append(key)
+            continue
+        path = bucket.fetch(key, downloads)
         try:
             facts = fingerprint(path, key)
         except StillUploading as exc:
@@ -83,10 +90,12 @@ def extract_source(tenant: Tenant, source: Source, progress: Progress | None) ->
             result.already_landed.append(key)
             continue
         landed.add(facts.sha256)
-        new.append(TapeFile(path, key, facts.sha256, facts.bytes, facts.gzip))
+        new.append(TapeFile(path, key, facts.sha256, facts.bytes, facts.gzip, etag=etags.get(key)))
     if problems:
+        shutil.rmtree(downloads, ignore_errors=True)
         raise ExtractError(_nothing_landed(problems))
     if not new:
+        shutil.rmtree(downloads, ignore_errors=True)
         say(
             f"{source.name}: no new files under {source.inbound} "
             f"({len(result.already_landed)} already landed)"
@@ -105,6 +114,7 @@ def extract_source(tenant: Tenant, source: Source, progress: Progress | None) ->
         result.manifest_key = _commit(tenant, source, bucket, result, staged)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(downloads, ignore_errors=True)
     return result
 
 
@@ -168,10 +178,11 @@ def _load(
     tables: dict[str, Path],
     say: Progress,
 ) -> tuple[str, dict[str, list[Path]]]:
-    """Run the tenant's dlt pipeline into the bucket's staging area.
+    """Run the tenant's dlt pipeline into a local staging folder.
 
-    dlt writes straight into place, so a killed load can leave a truncated file; landing in
-    ``staging/`` and copying atomically into ``snapshots/`` keeps every snapshot file whole.
+    dlt writes straight into place, so a killed load can leave a truncated file; staging
+    locally and publishing each file atomically (write-once) into the bucket's
+    ``snapshots/`` keeps every snapshot file whole, and keeps a failed load out of the bucket.
     Returns the load id and the staged Parquet files per table.
     """
     import dlt
@@ -181,7 +192,7 @@ def _load(
     pipeline = dlt.pipeline(
         pipeline_name=f"{tenant.id}__{source.name}",
         pipelines_dir=str(tenant.home / "dlt"),
-        destination=dlt.destinations.filesystem(bucket_url=bucket.local_path("staging").as_uri()),
+        destination=dlt.destinations.filesystem(bucket_url=(tenant.home / "staging").as_uri()),
         dataset_name=source.name,
     )
     # A killed earlier run may have left a pending package; its rows carry a snapshot id that

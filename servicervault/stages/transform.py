@@ -12,12 +12,13 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from servicervault.config import PROJECT_ROOT, Tenant, vault_home
 from servicervault.errors import NotReadyError, VaultError
 from servicervault.stages.validate import warehouse_path
-from servicervault.storage import Bucket
+from servicervault.storage import Bucket, S3Bucket
 
 # SQLMesh writes the catalog name into every view; a fixed name keeps warehouses portable.
 WAREHOUSE_CATALOG = "warehouse"
@@ -49,18 +50,34 @@ def make_context(tenant: Tenant) -> Any:
 
     database = warehouse_path(tenant)
     database.parent.mkdir(parents=True, exist_ok=True)
+    bucket = Bucket.for_tenant(tenant)
+    s3 = isinstance(bucket, S3Bucket)
+    connection = DuckDBConnectionConfig(
+        catalogs={WAREHOUSE_CATALOG: str(database)},
+        # httpfs comes from its PyPI package (a local file), and nothing may be downloaded.
+        extensions=[{"name": f"'{httpfs_extension()}'"}] if s3 else [],
+        secrets=[bucket.duckdb_secret()] if s3 else [],
+        connector_config={"autoinstall_known_extensions": "false"},
+    )
     config = Config(
         project="servicervault",
-        gateways={
-            "local": GatewayConfig(connection=DuckDBConnectionConfig(database=str(database)))
-        },
+        gateways={"local": GatewayConfig(connection=connection)},
         default_gateway="local",
         model_defaults=ModelDefaultsConfig(dialect="duckdb"),
-        variables={"snapshots_root": Bucket.for_tenant(tenant).uri("snapshots")},
+        variables={"snapshots_root": bucket.uri("snapshots")},
         disable_anonymized_analytics=True,
         cache_dir=str(vault_home() / "sqlmesh" / "cache"),
     )
     return Context(paths=str(PROJECT_ROOT), config=config)
+
+
+def httpfs_extension() -> Path:
+    """The httpfs extension file shipped by the duckdb-extension-httpfs package."""
+    import duckdb
+    import duckdb_extension_httpfs
+
+    root = Path(duckdb_extension_httpfs.__file__).parent
+    return root / "extensions" / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
 
 
 def transform(tenant: Tenant) -> TransformResult:
