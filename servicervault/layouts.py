@@ -2,7 +2,7 @@
 
 The CSV files in ``pipelines/servicing_tape/layouts/`` are the single source of truth for
 positions and formats; the generator writes tapes from them and the parser reads tapes
-against them, so the two can never drift apart.
+against them (through ``pipelines/servicing_tape/formats.yaml``), so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -13,11 +13,6 @@ from functools import cache
 from pathlib import Path
 
 LAYOUT_DIR = Path(__file__).resolve().parents[1] / "pipelines" / "servicing_tape" / "layouts"
-
-# Layout name used in tenant config -> layout file(s) it is made of.
-LAYOUT_FILES = {
-    "fannie_sflp": "fnma_sflp_combined.csv",
-}
 
 # Column holding the field name / format differs between the published layout files.
 _NAME_COLUMNS = ("lppub_name", "name")
@@ -57,4 +52,4 @@ def load_layout(file_name: str) -> tuple[Field, ...]:
 
 def sflp_fields(field_count: int = 108) -> tuple[Field, ...]:
     """The first ``field_count`` fields of Fannie Mae's SFLP combined layout (108/110/113)."""
-    return load_layout(LAYOUT_FILES["fannie_sflp"])[:field_count]
+    return load_layout("fnma_sflp_combined.csv")[:field_count]
