@@ -44,6 +44,7 @@ class Contract:
     description: str
     primary_key: tuple[str, ...]
     columns: tuple[Column, ...]
+    min_rows: int = 1  # 0 for tables that are legitimately empty (no liquidations yet)
 
     @property
     def table(self) -> str:
@@ -84,6 +85,7 @@ def _load(path: Path, schema: str) -> Contract:
         description=" ".join(raw["description"].split()),
         primary_key=tuple(raw["primary_key"]),
         columns=tuple(_column(n, s, path) for n, s in raw["columns"].items()),
+        min_rows=raw.get("min_rows", 1),
     )
 
 

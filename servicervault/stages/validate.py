@@ -29,7 +29,7 @@ def expectations_for(c: Contract) -> list[dict[str, Any]]:
             "type": "expect_table_columns_to_match_set",
             "kwargs": {"column_set": columns, "exact_match": True},
         },
-        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": c.min_rows}},
     ]
     if len(c.primary_key) == 1:
         out.append(
