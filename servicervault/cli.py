@@ -286,6 +286,25 @@ def tenants_check(
         raise typer.Exit(1)
 
 
+@app.command()
+def dictionary(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Markdown file to write (default docs/data_dictionary.md); '-' prints it."
+        ),
+    ] = None,
+) -> None:
+    """Write the data dictionary (every published table and column) from contracts and models."""
+    from servicervault.dictionary import DOC_PATH, data_dictionary, write_dictionary
+
+    if out is not None and str(out) == "-":
+        typer.echo(data_dictionary(), nl=False)
+        return
+    path = write_dictionary(out or DOC_PATH)
+    typer.echo(f"wrote {path}")
+
+
 def main() -> None:
     app()
 

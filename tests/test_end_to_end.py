@@ -836,8 +836,19 @@ def test_drop_manifest_is_verifiable_and_tenant_scoped(
     assert {"gold.portfolio_monthly", "gold.roll_rates", "gold.loan_snapshot"} <= {
         f["table"] for f in manifest["files"]
     }
-    listed = {f["file"] for f in manifest["files"]} | {"manifest.json"}
+    documents = manifest["documents"]
+    assert [d["file"] for d in documents] == ["data_dictionary.md"]
+    listed = {f["file"] for f in manifest["files"] + documents} | {"manifest.json"}
     assert {p.name for p in folder.iterdir()} == listed  # nothing unlisted in the drop
+    for doc in documents:
+        path = folder / doc["file"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == doc["sha256"], doc["file"]
+        assert path.stat().st_size == doc["bytes"], doc["file"]
+    dictionary = (folder / "data_dictionary.md").read_text()
+    for entry in manifest["files"]:  # every dropped column has a definition in the dictionary
+        section = dictionary.split(f"## `{entry['table']}`\n", 1)[1].split("\n## ", 1)[0]
+        for column in entry["schema"]:
+            assert f"| `{column['name']}` |" in section, (entry["table"], column["name"])
     for entry in manifest["files"]:
         path = folder / entry["file"]
         assert path.is_file(), entry
