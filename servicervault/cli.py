@@ -131,9 +131,55 @@ def publish(tenant: TenantOpt) -> None:
 
 
 @app.command()
-def drop(tenant: TenantOpt) -> None:
+def drop(
+    tenant: TenantOpt,
+    presign: Annotated[
+        str | None,
+        typer.Option(help="Also print download links valid this long: 15m, 24h, 7d (S3 only)."),
+    ] = None,
+) -> None:
     """Write the published gold tables as a Parquet drop with a manifest in the bucket."""
-    _run(tenant, ("drop",))
+    from servicervault import drops
+
+    seconds = _duration(presign) if presign else None
+    records = _run(tenant, ("drop",))
+    if seconds:
+        try:
+            links = drops.presign(_tenant(tenant), records[-1].details["drop_id"], seconds)
+        except VaultError as exc:
+            raise _fail(exc) from None
+        typer.echo(f"\nlinks valid for {presign}:")
+        for name, url in links:
+            typer.echo(f"  {name}\n    {url}")
+
+
+def _duration(text: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    if not number.isdigit() or not 0 < int(number) * units[unit] <= 7 * 86400:
+        _err(f"error: --presign {text!r}: use a duration like 15m, 24h or 7d (at most 7 days)")
+        raise typer.Exit(2)
+    return int(number) * units[unit]
+
+
+@app.command("verify-drop")
+def verify_drop(
+    uri: Annotated[str, typer.Argument(help="file://…/drops/<id>/ or s3://bucket/drops/<id>/")],
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="Use this tenant's S3 endpoint and keys.")
+    ] = None,
+) -> None:
+    """Re-read a drop and check every file against its manifest (bytes, SHA-256, rows, schema)."""
+    from servicervault import drops
+
+    try:
+        verified = drops.verify(uri, _tenant(tenant) if tenant else None)
+    except VaultError as exc:
+        raise _fail(exc) from None
+    typer.echo(
+        f"drop {verified.drop_id}: {verified.files} files and {verified.rows:,} rows "
+        "match the manifest"
+    )
 
 
 @app.command()
@@ -260,6 +306,22 @@ def tenants_list() -> None:
             continue
         sources = ", ".join(f"{s.name} ({s.layout})" for s in t.sources)
         typer.echo(f"{t.id:<16} {t.name:<28} {t.storage.bucket:<40} {sources}")
+
+
+@tenants_app.command("provision")
+def tenants_provision(
+    tenant: Annotated[str, typer.Argument(help="Tenant id (tenants/<id>.yaml).")],
+) -> None:
+    """Create the tenant's bucket if absent, turn on versioning, check write access, mark it."""
+    from servicervault.provision import provision
+
+    try:
+        steps = provision(_tenant(tenant))
+    except VaultError as exc:
+        raise _fail(exc) from None
+    for step in steps:
+        typer.echo(f"  {step}")
+    typer.echo(f"tenant {tenant!r} is ready")
 
 
 @tenants_app.command("check")

@@ -197,10 +197,15 @@ class S3Bucket(Bucket):
         return f"s3://{self.name}/{self._key(key)}"
 
     def call(self, what: str, key: str, fn: Any, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
             return fn(**kwargs)
+        except NoCredentialsError:
+            raise StorageError(
+                f"bucket {self.url}: no S3 credentials; name the tenant (--tenant) or set "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ) from None
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
