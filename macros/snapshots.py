@@ -25,3 +25,63 @@ def committed_rows(evaluator: MacroEvaluator, table: exp.Expression) -> exp.Expr
         """,
         dialect="duckdb",
     )
+
+
+@macro()
+def committed_manifest_files(evaluator: MacroEvaluator) -> exp.Expression:
+    """One row per delivered file of every committed snapshot, from the snapshot manifests.
+
+    Only the manifest fields the models use are read (by name, so fields added later do not
+    matter); a snapshot exists once its manifest does, exactly as for ``committed_rows``.
+    """
+    root = evaluator.var("snapshots_root")
+    files = (
+        "STRUCT(key VARCHAR, kind VARCHAR, rows_in BIGINT, rows_landed BIGINT, "
+        "rows_quarantined BIGINT)[]"
+    )
+    return parse_one(
+        f"""
+        SELECT
+          m.snapshot_id,
+          m.source,
+          m.layout,
+          m.created_at,
+          f.key AS file_key,
+          f.kind,
+          f.rows_in,
+          f.rows_landed,
+          f.rows_quarantined
+        FROM READ_JSON(
+          '{root}/*/*/manifest.json',
+          columns := {{
+            'snapshot_id': 'VARCHAR', 'source': 'VARCHAR', 'layout': 'VARCHAR',
+            'created_at': 'VARCHAR', 'files': '{files}'
+          }}
+        ) AS m
+        CROSS JOIN UNNEST(m.files) AS u(f)
+        """,
+        dialect="duckdb",
+    )
+
+
+@macro()
+def file_kind_datasets(evaluator: MacroEvaluator) -> exp.Expression:
+    """``(layout, kind, dataset)`` rows: which landed tables each kind of tape file feeds.
+
+    Taken from ``pipelines/servicing_tape/formats.yaml`` (the parser's own declaration) plus
+    the generic delimited format, whose one kind, ``tape``, feeds both tables.
+    """
+    import pipelines.servicing_tape.formats
+
+    formats = pipelines.servicing_tape.formats
+    rows = [
+        (layout, kind.name, table)
+        for layout in formats.fixed_formats()
+        for kind in formats.file_kinds(layout)
+        for table in kind.tables
+    ]
+    rows += [("delimited", "tape", "loan_month"), ("delimited", "tape", "loan")]
+    values = ", ".join(f"('{layout}', '{kind}', '{table}')" for layout, kind, table in rows)
+    return parse_one(
+        f"SELECT * FROM (VALUES {values}) AS kinds(layout, kind, dataset)", dialect="duckdb"
+    )

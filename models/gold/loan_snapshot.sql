@@ -3,6 +3,7 @@ MODEL (
   kind FULL,
   description 'The latest state of every loan with its static attributes (contract: contracts/gold/loan_snapshot.yaml).',
   grain loan_id,
+  column_descriptions @contract_column_descriptions('gold.loan_snapshot'),
   audits (
     not_null(columns := (loan_id, period, status, upb)),
     unique_values(columns := (loan_id))

@@ -3,6 +3,7 @@ MODEL (
   kind FULL,
   description 'One row per reporting period: the active book by status, terminations, 30+ delinquency rates and SMM/CPR/MDR/CDR (contract: contracts/gold/portfolio_monthly.yaml; definitions: PRODUCT.md).',
   grain period,
+  column_descriptions @contract_column_descriptions('gold.portfolio_monthly'),
   audits (
     not_null(columns := (period, active_loans, active_upb)),
     unique_values(columns := (period)),

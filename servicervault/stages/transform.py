@@ -101,13 +101,19 @@ def transform(tenant: Tenant) -> TransformResult:
     set_console(console)
     context = make_context(tenant)
     try:
-        plan = context.plan(
-            "prod",
-            restate_models=["bronze.loan_month", "bronze.loan"] if _has_prod(context) else None,
-            auto_apply=True,
-            no_prompts=True,
-            skip_tests=True,
-        )
+        # Two steps, as SQLMesh cannot restate models in the plan that deploys new versions of
+        # them: first apply model changes (new or edited models are built), then restate
+        # bronze so every model downstream re-reads the snapshots landed since the last run.
+        existed = _has_prod(context)
+        plan = context.plan("prod", auto_apply=True, no_prompts=True, skip_tests=True)
+        if existed:
+            context.plan(
+                "prod",
+                restate_models=["bronze.loan_month", "bronze.loan"],
+                auto_apply=True,
+                no_prompts=True,
+                skip_tests=True,
+            )
     except Exception as exc:
         raise TransformError(console.describe(exc)) from None
     if console.failures:

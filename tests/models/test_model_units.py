@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from servicervault.contracts import all_contracts
 from servicervault.stages.transform import make_context
 
 HERE = Path(__file__).parent
@@ -39,6 +40,9 @@ class Outcome:
     models: list[str]
     passed: set[str] = field(default_factory=set)
     problems: dict[str, str] = field(default_factory=dict)
+    # Per gold model: the column descriptions SQLMesh loaded and the columns its query selects.
+    descriptions: dict[str, dict[str, str]] = field(default_factory=dict)
+    selects: dict[str, list[str]] = field(default_factory=dict)
 
 
 _OUTCOME: list[Outcome] = []
@@ -56,6 +60,11 @@ def _run_all(context: Any) -> Outcome:
         ),
         passed={test.test_name for test in result.successes},
     )
+    for m in context.models.values():
+        table = f"{m.fully_qualified_table.db}.{m.fully_qualified_table.name}"
+        if table.startswith("gold."):
+            outcome.descriptions[table] = dict(m.column_descriptions)
+            outcome.selects[table] = list(m.render_query().named_selects)
     for test, text in [*result.failures, *result.errors]:
         name = getattr(test, "test_name", str(test))
         outcome.problems[name] = outcome.problems.get(name, "") + text
@@ -107,3 +116,24 @@ def test_every_silver_and_gold_model_has_a_unit_test(model_tests: Outcome) -> No
     assert built, "SQLMesh loaded no models"
     missing = [m for m in built if m not in tested]
     assert not missing, f"models without a YAML unit test in tests/models/: {missing}"
+
+
+def test_gold_models_select_exactly_their_contract_columns(model_tests: Outcome) -> None:
+    """Static twin of tests/stages/test_transform.py: names and order, without a warehouse."""
+    contracts = all_contracts()
+    assert model_tests.selects, "SQLMesh loaded no gold models"
+    for table, selected in model_tests.selects.items():
+        assert table in contracts, f"{table} has no contract in contracts/gold/"
+        assert selected == [c.name for c in contracts[table].columns], table
+
+
+def test_gold_column_descriptions_come_from_the_contracts(model_tests: Outcome) -> None:
+    """Every gold MODEL header documents its columns with its contract's words, not a copy.
+
+    The headers say ``column_descriptions @contract_column_descriptions('gold.x')`` (macros/
+    contracts.py), so the two cannot drift; this fails for a model that writes its own.
+    """
+    contracts = all_contracts()
+    for table, described in model_tests.descriptions.items():
+        expected = {c.name: c.description for c in contracts[table].columns}
+        assert described == expected, table

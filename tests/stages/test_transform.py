@@ -88,3 +88,102 @@ def _set_field(line: str, position: int, value: str) -> str:
     fields = line.split("|")
     fields[position - 1] = value
     return "|".join(fields)
+
+
+def test_gold_tables_reconcile_with_each_other(
+    make_tenant: MakeTenant, deliver: Deliver, small_tapes: list[Path]
+) -> None:
+    """Each gold table re-slices the same loan-months, so their totals must agree.
+
+    Two deliveries (months 1-12, then 13-18) so the data-quality scorecard has two snapshots
+    and the second one's loan rows are compared with the first's.
+    """
+    tenant = make_tenant()
+    deliver(tenant, small_tapes[:12])
+    extract(tenant)
+    deliver(tenant, small_tapes[12:])
+    extract(tenant)
+    result = transform(tenant)
+    assert len(result.snapshot_ids) == 2
+    con = duckdb.connect(str(warehouse_path(tenant)), read_only=True)
+
+    def rows(sql: str) -> list[tuple]:
+        return con.execute(sql).fetchall()
+
+    # Every dimension of the stratifications partitions the period's active book.
+    assert not rows(
+        "SELECT s.period, s.dimension FROM gold.stratifications AS s "
+        "JOIN gold.portfolio_monthly AS p USING (period) "
+        "GROUP BY s.period, s.dimension, p.active_loans, p.active_upb "
+        "HAVING SUM(s.loans) <> p.active_loans OR ABS(SUM(s.upb) - p.active_upb) > 0.01 * COUNT(*)"
+    )
+    assert rows("SELECT COUNT(DISTINCT dimension) FROM gold.stratifications") == [(7,)]
+    # Loss mitigation counts over the same active book.
+    assert not rows(
+        "SELECT period FROM gold.loss_mitigation_monthly AS m JOIN gold.portfolio_monthly AS p "
+        "USING (period) WHERE m.active_loans <> p.active_loans "
+        "OR ABS(m.active_upb - p.active_upb) > 0.01"
+    )
+    # Vintage curves end at the book's total prepayments and defaults.
+    [(prepaid, defaulted)] = rows(
+        "SELECT SUM(prepaid_loans), SUM(defaulted_loans) FROM gold.portfolio_monthly"
+    )
+    [(cum_prepaid, cum_defaulted, cohort)] = rows(
+        "SELECT SUM(p), SUM(d), SUM(n) FROM (SELECT vintage, MAX(cum_prepaid_loans) AS p, "
+        "MAX(cum_defaulted_loans) AS d, MAX(loans) AS n FROM gold.vintage_curves GROUP BY vintage)"
+    )
+    assert (cum_prepaid, cum_defaulted) == (prepaid, defaulted)
+    assert cohort == rows("SELECT COUNT(DISTINCT loan_id) FROM silver.loan_month")[0][0]
+    # One loss-severity row per liquidated loan, its components adding up to the net loss.
+    assert rows("SELECT COUNT(*) FROM gold.loss_severity") == [(defaulted,)]
+    assert not rows(
+        "SELECT loan_id FROM gold.loss_severity WHERE loss_complete AND ABS(net_loss - "
+        "(upb_at_removal + total_expenses + principal_forgiveness + carrying_interest "
+        "- total_proceeds)) > 0.005"
+    )
+    # The generator's tapes are clean: every data-quality check must pass (a failure here is
+    # a check that misfires), both datasets of both deliveries are scored, nothing quarantined.
+    quality = rows(
+        "SELECT snapshot_id, dataset, rows_in, rows_quarantined, accuracy, completeness, "
+        "consistency, validity, accuracy_checks > 0 FROM gold.data_quality ORDER BY ALL"
+    )
+    assert [(s, d) for s, d, *_ in quality] == [
+        (s, d) for s in sorted(result.snapshot_ids) for d in ("loan", "loan_month")
+    ]
+    for _s, _d, rows_in, quarantined, *scores, checked in quality:
+        assert rows_in > 0 and quarantined == 0
+        assert scores == [1.0, 1.0, 1.0, 1.0] and checked
+    con.close()
+
+
+def test_model_changes_reach_an_existing_warehouse(
+    make_tenant: MakeTenant,
+    deliver: Deliver,
+    small_tapes: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A release that adds a model must build it on the next run of every existing tenant."""
+    tenant = make_tenant()
+    deliver(tenant, small_tapes[:2])
+    extract(tenant)
+    transform(tenant)
+
+    import shutil
+
+    from servicervault.stages import transform as transform_module
+
+    project = tmp_path / "release"
+    for folder in ("models", "macros"):
+        shutil.copytree(transform_module.PROJECT_ROOT / folder, project / folder)
+    (project / "models" / "gold" / "loan_count.sql").write_text(
+        "MODEL (name gold.loan_count, kind FULL);\nSELECT count(*) AS loans FROM silver.loan\n"
+    )
+    monkeypatch.setattr(transform_module, "PROJECT_ROOT", project)
+    result = transform(tenant)
+    assert result.rows["gold.loan_count"] == 1
+    con = duckdb.connect(str(warehouse_path(tenant)), read_only=True)
+    assert (
+        con.execute("SELECT loans FROM gold.loan_count").fetchone()[0] == result.rows["silver.loan"]
+    )
+    con.close()

@@ -1,0 +1,21 @@
+"""SQLMesh macros for loan attributes that several gold models derive the same way."""
+
+from sqlglot import exp, parse_one
+from sqlmesh import macro
+from sqlmesh.core.macros import MacroEvaluator
+
+
+@macro()
+def origination_month(
+    evaluator: MacroEvaluator, orig_date: exp.Expression, first_pay_date: exp.Expression
+) -> exp.Expression:
+    """The origination month: as delivered, else two months before the first payment.
+
+    Freddie Mac tapes carry no origination date; a mortgage's first payment falls due on
+    the first of the second month after closing, so first payment - 2 months is its month.
+    """
+    return parse_one(
+        f"COALESCE({orig_date.sql('duckdb')}, "
+        f"CAST({first_pay_date.sql('duckdb')} - INTERVAL 2 MONTH AS DATE))",
+        dialect="duckdb",
+    )

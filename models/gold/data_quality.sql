@@ -1,0 +1,306 @@
+MODEL (
+  name gold.data_quality,
+  kind FULL,
+  description 'Data-quality scorecard per delivery (snapshot) and landed dataset (loan_month, loan): accuracy, completeness, consistency, timeliness and validity in [0, 1], each the share of its checks that passed, and the weighted score of PRODUCT.md (accuracy .30, completeness .25, consistency .20, timeliness .15, validity .10). Rows as landed (bronze, with lineage) plus the snapshot manifests; loan_month rows are checked against the loan''s canonical attributes (silver.loan). Every check is defined in contracts/gold/data_quality.yaml (contract: contracts/gold/data_quality.yaml).',
+  grain (snapshot_id, dataset),
+  column_descriptions @contract_column_descriptions('gold.data_quality'),
+  audits (
+    not_null(columns := (
+      snapshot_id, dataset, source, layout, landed_at, rows_in, rows_quarantined, rows,
+      accuracy_checks, completeness_checks, consistency_checks
+    )),
+    unique_combination_of_columns(columns := (snapshot_id, dataset)),
+    accepted_values(column := dataset, is_in := ('loan_month', 'loan')),
+    accepted_range(column := accuracy, min_v := 0, max_v := 1),
+    accepted_range(column := completeness, min_v := 0, max_v := 1),
+    accepted_range(column := consistency, min_v := 0, max_v := 1),
+    accepted_range(column := timeliness, min_v := 0, max_v := 1),
+    accepted_range(column := validity, min_v := 0, max_v := 1),
+    accepted_range(column := score, min_v := 0, max_v := 1)
+  )
+);
+
+WITH kinds AS (
+  @file_kind_datasets()
+), delivered AS (
+  /* What each snapshot delivered per dataset: the manifest's files of the kinds feeding it. */
+  SELECT
+    f.snapshot_id,
+    k.dataset,
+    MIN(f.source) AS source,
+    MIN(f.layout) AS layout,
+    MIN(f.created_at) AS landed_at,
+    CAST(SUM(f.rows_in) AS BIGINT) AS rows_in,
+    CAST(SUM(f.rows_landed) AS BIGINT) AS rows_accepted,
+    CAST(SUM(f.rows_quarantined) AS BIGINT) AS rows_quarantined
+  FROM bronze.snapshot_file AS f
+  JOIN kinds AS k
+    ON k.layout = f.layout AND k.kind = f.kind
+  GROUP BY
+    f.snapshot_id,
+    k.dataset
+), month_rows AS (
+  /* Landed loan_month rows with the loan's canonical terms and the instalments paid by now:
+     loan age (reported, else derived from the first payment date) less months delinquent. */
+  SELECT
+    lm.*,
+    l.first_pay_date,
+    l.orig_rate,
+    l.orig_upb,
+    l.orig_term,
+    l.product,
+    COALESCE(lm.loan_age, DATE_DIFF('month', l.first_pay_date, lm.period) + 1)
+    - CASE WHEN REGEXP_FULL_MATCH(lm.dlq_status, '[0-9]+') THEN CAST(lm.dlq_status AS INT) END AS paid
+  FROM bronze.loan_month AS lm
+  LEFT JOIN silver.loan AS l
+    ON l.loan_id = lm.loan_id
+), month_checks AS (
+  /* One row per landed loan_month row; every check is a BOOLEAN, NULL when it does not apply. */
+  SELECT
+    _snapshot_id AS snapshot_id,
+    period,
+    /* accuracy */
+    CASE
+      WHEN NOT loan_age IS NULL AND NOT first_pay_date IS NULL
+      THEN ABS(loan_age - (DATE_DIFF('month', first_pay_date, period) + 1)) <= 1
+    END AS acc_loan_age,
+    CASE
+      WHEN zero_balance_code IS NULL
+      AND current_upb > 0
+      AND mod_flag IS DISTINCT FROM 'Y'
+      AND product IS DISTINCT FROM 'ARM'
+      AND NOT paid IS NULL
+      AND NOT orig_upb IS NULL
+      AND NOT orig_rate IS NULL
+      AND orig_term > 0
+      /* B(paid) from the original UPB + 500 (public GSE files round it to the nearest 1,000),
+         plus 10 for the servicer's rounding of interest to the cent */
+      THEN current_upb <= 10 + (orig_upb + 500) * (
+        CASE
+          WHEN orig_rate = 0
+          THEN 1 - (CASE WHEN paid < 0 THEN 0 WHEN paid > orig_term THEN orig_term ELSE paid END) / orig_term
+          ELSE (
+            POWER(1 + orig_rate / 1200, orig_term)
+            - POWER(1 + orig_rate / 1200, CASE WHEN paid < 0 THEN 0 WHEN paid > orig_term THEN orig_term ELSE paid END)
+          ) / (POWER(1 + orig_rate / 1200, orig_term) - 1)
+        END
+      )
+    END AS acc_upb,
+    CASE
+      WHEN NOT current_rate IS NULL
+      AND mod_flag IS DISTINCT FROM 'Y'
+      AND product IS DISTINCT FROM 'ARM'
+      AND NOT orig_rate IS NULL
+      THEN ABS(current_rate - orig_rate) < 0.0005
+    END AS acc_rate,
+    /* completeness: cells that should be present */
+    NOT current_rate IS NULL AS cmp_current_rate,
+    NOT current_upb IS NULL AS cmp_current_upb,
+    NOT loan_age IS NULL AS cmp_loan_age,
+    NOT remaining_months IS NULL AS cmp_remaining_months,
+    NOT dlq_status IS NULL AS cmp_dlq_status,
+    NOT mod_flag IS NULL AS cmp_mod_flag,
+    CASE WHEN NOT zero_balance_code IS NULL THEN NOT zero_balance_date IS NULL END AS cmp_zero_balance_date,
+    CASE
+      WHEN zero_balance_code IN ('02', '03', '09', '15')
+      THEN NOT last_paid_installment_date IS NULL
+    END AS cmp_last_paid_installment_date,
+    CASE WHEN NOT disposition_date IS NULL THEN NOT net_sales_proceeds IS NULL END AS cmp_net_sales_proceeds,
+    /* consistency: fields of the row that must not contradict each other */
+    CASE WHEN NOT zero_balance_date IS NULL THEN NOT zero_balance_code IS NULL END AS con_zero_balance_code,
+    CASE WHEN NOT zero_balance_date IS NULL THEN zero_balance_date <= period END AS con_zero_balance_date,
+    CASE
+      WHEN NOT last_paid_installment_date IS NULL AND NOT disposition_date IS NULL
+      THEN last_paid_installment_date <= disposition_date
+    END AS con_last_paid_before_disposition,
+    CASE
+      WHEN NOT foreclosure_date IS NULL AND NOT disposition_date IS NULL
+      THEN foreclosure_date <= disposition_date
+    END AS con_foreclosure_before_disposition,
+    CASE
+      WHEN non_interest_bearing_upb > 0 AND NOT mod_flag IS NULL
+      THEN mod_flag = 'Y'
+    END AS con_deferred_upb_modified,
+    CASE
+      WHEN NOT loan_age IS NULL
+      AND NOT remaining_months IS NULL
+      AND NOT orig_term IS NULL
+      AND mod_flag IS DISTINCT FROM 'Y'
+      THEN ABS(loan_age + remaining_months - orig_term) <= 1
+    END AS con_term
+  FROM month_rows
+), month_scores AS (
+  SELECT
+    snapshot_id,
+    'loan_month' AS dataset,
+    COUNT(*) AS rows,
+    MAX(period) AS latest_period,
+    COUNT(acc_loan_age) + COUNT(acc_upb) + COUNT(acc_rate) AS accuracy_checks,
+    COUNT(*) FILTER (WHERE acc_loan_age) + COUNT(*) FILTER (WHERE acc_upb) + COUNT(*) FILTER (WHERE acc_rate) AS accuracy_passed,
+    COUNT(cmp_current_rate) + COUNT(cmp_current_upb) + COUNT(cmp_loan_age) + COUNT(cmp_remaining_months)
+    + COUNT(cmp_dlq_status) + COUNT(cmp_mod_flag) + COUNT(cmp_zero_balance_date)
+    + COUNT(cmp_last_paid_installment_date) + COUNT(cmp_net_sales_proceeds) AS completeness_checks,
+    COUNT(*) FILTER (WHERE cmp_current_rate) + COUNT(*) FILTER (WHERE cmp_current_upb) + COUNT(*) FILTER (WHERE cmp_loan_age)
+    + COUNT(*) FILTER (WHERE cmp_remaining_months) + COUNT(*) FILTER (WHERE cmp_dlq_status) + COUNT(*) FILTER (WHERE cmp_mod_flag)
+    + COUNT(*) FILTER (WHERE cmp_zero_balance_date) + COUNT(*) FILTER (WHERE cmp_last_paid_installment_date)
+    + COUNT(*) FILTER (WHERE cmp_net_sales_proceeds) AS completeness_passed,
+    COUNT(con_zero_balance_code) + COUNT(con_zero_balance_date) + COUNT(con_last_paid_before_disposition)
+    + COUNT(con_foreclosure_before_disposition) + COUNT(con_deferred_upb_modified) + COUNT(con_term) AS consistency_checks,
+    COUNT(*) FILTER (WHERE con_zero_balance_code) + COUNT(*) FILTER (WHERE con_zero_balance_date)
+    + COUNT(*) FILTER (WHERE con_last_paid_before_disposition) + COUNT(*) FILTER (WHERE con_foreclosure_before_disposition)
+    + COUNT(*) FILTER (WHERE con_deferred_upb_modified) + COUNT(*) FILTER (WHERE con_term) AS consistency_passed
+  FROM month_checks
+  GROUP BY
+    snapshot_id
+), loan_checks AS (
+  /* One row per landed loan row, compared with the same loan's previous delivery. */
+  SELECT
+    b._snapshot_id AS snapshot_id,
+    b.as_of_period,
+    /* accuracy: static attributes restated differently from the previous delivery */
+    b.orig_rate = LAG(b.orig_rate) OVER w AS acc_orig_rate,
+    b.orig_upb = LAG(b.orig_upb) OVER w AS acc_orig_upb,
+    b.orig_term = LAG(b.orig_term) OVER w AS acc_orig_term,
+    b.first_pay_date = LAG(b.first_pay_date) OVER w AS acc_first_pay_date,
+    b.orig_date = LAG(b.orig_date) OVER w AS acc_orig_date,
+    b.fico = LAG(b.fico) OVER w AS acc_fico,
+    b.oltv = LAG(b.oltv) OVER w AS acc_oltv,
+    b.dti = LAG(b.dti) OVER w AS acc_dti,
+    b.state = LAG(b.state) OVER w AS acc_state,
+    b.channel = LAG(b.channel) OVER w AS acc_channel,
+    /* accuracy: maturity recomputed from the first payment date and the term */
+    CASE
+      WHEN NOT b.maturity_date IS NULL AND NOT b.first_pay_date IS NULL AND NOT b.orig_term IS NULL
+      THEN ABS(DATE_DIFF('month', b.first_pay_date, b.maturity_date) + 1 - b.orig_term) <= 1
+    END AS acc_maturity,
+    /* completeness */
+    NOT b.channel IS NULL AS cmp_channel,
+    NOT b.seller IS NULL AS cmp_seller,
+    NOT b.oltv IS NULL AS cmp_oltv,
+    NOT b.ocltv IS NULL AS cmp_ocltv,
+    NOT b.num_borrowers IS NULL AS cmp_num_borrowers,
+    NOT b.dti IS NULL AS cmp_dti,
+    NOT b.fico IS NULL AS cmp_fico,
+    NOT b.first_time_buyer IS NULL AS cmp_first_time_buyer,
+    NOT b.purpose IS NULL AS cmp_purpose,
+    NOT b.property_type IS NULL AS cmp_property_type,
+    NOT b.units IS NULL AS cmp_units,
+    NOT b.occupancy IS NULL AS cmp_occupancy,
+    NOT b.state IS NULL AS cmp_state,
+    NOT b.zip3 IS NULL AS cmp_zip3,
+    NOT b.product IS NULL AS cmp_product,
+    CASE WHEN b.oltv > 80 THEN NOT b.mi_pct IS NULL END AS cmp_mi_pct,
+    /* consistency */
+    CASE WHEN NOT b.oltv IS NULL AND NOT b.ocltv IS NULL THEN b.ocltv >= b.oltv END AS con_cltv,
+    CASE
+      WHEN NOT b.orig_date IS NULL AND NOT b.first_pay_date IS NULL
+      THEN b.first_pay_date > b.orig_date
+    END AS con_first_payment_after_origination,
+    CASE WHEN b.num_borrowers = 1 THEN b.co_fico IS NULL END AS con_single_borrower
+  FROM bronze.loan AS b
+  WINDOW w AS (PARTITION BY b.loan_id ORDER BY b._snapshot_id, b._source_file, b._line_number)
+), loan_scores AS (
+  SELECT
+    snapshot_id,
+    'loan' AS dataset,
+    COUNT(*) AS rows,
+    MAX(as_of_period) AS latest_period,
+    COUNT(acc_orig_rate) + COUNT(acc_orig_upb) + COUNT(acc_orig_term) + COUNT(acc_first_pay_date)
+    + COUNT(acc_orig_date) + COUNT(acc_fico) + COUNT(acc_oltv) + COUNT(acc_dti) + COUNT(acc_state)
+    + COUNT(acc_channel) + COUNT(acc_maturity) AS accuracy_checks,
+    COUNT(*) FILTER (WHERE acc_orig_rate) + COUNT(*) FILTER (WHERE acc_orig_upb) + COUNT(*) FILTER (WHERE acc_orig_term)
+    + COUNT(*) FILTER (WHERE acc_first_pay_date) + COUNT(*) FILTER (WHERE acc_orig_date) + COUNT(*) FILTER (WHERE acc_fico) + COUNT(*) FILTER (WHERE acc_oltv)
+    + COUNT(*) FILTER (WHERE acc_dti) + COUNT(*) FILTER (WHERE acc_state) + COUNT(*) FILTER (WHERE acc_channel) + COUNT(*) FILTER (WHERE acc_maturity) AS accuracy_passed,
+    COUNT(cmp_channel) + COUNT(cmp_seller) + COUNT(cmp_oltv) + COUNT(cmp_ocltv) + COUNT(cmp_num_borrowers)
+    + COUNT(cmp_dti) + COUNT(cmp_fico) + COUNT(cmp_first_time_buyer) + COUNT(cmp_purpose)
+    + COUNT(cmp_property_type) + COUNT(cmp_units) + COUNT(cmp_occupancy) + COUNT(cmp_state)
+    + COUNT(cmp_zip3) + COUNT(cmp_product) + COUNT(cmp_mi_pct) AS completeness_checks,
+    COUNT(*) FILTER (WHERE cmp_channel) + COUNT(*) FILTER (WHERE cmp_seller) + COUNT(*) FILTER (WHERE cmp_oltv) + COUNT(*) FILTER (WHERE cmp_ocltv)
+    + COUNT(*) FILTER (WHERE cmp_num_borrowers) + COUNT(*) FILTER (WHERE cmp_dti) + COUNT(*) FILTER (WHERE cmp_fico)
+    + COUNT(*) FILTER (WHERE cmp_first_time_buyer) + COUNT(*) FILTER (WHERE cmp_purpose) + COUNT(*) FILTER (WHERE cmp_property_type)
+    + COUNT(*) FILTER (WHERE cmp_units) + COUNT(*) FILTER (WHERE cmp_occupancy) + COUNT(*) FILTER (WHERE cmp_state) + COUNT_IF(cmp_zip3)
+    + COUNT(*) FILTER (WHERE cmp_product) + COUNT(*) FILTER (WHERE cmp_mi_pct) AS completeness_passed,
+    COUNT(con_cltv) + COUNT(con_first_payment_after_origination) + COUNT(con_single_borrower) AS consistency_checks,
+    COUNT(*) FILTER (WHERE con_cltv) + COUNT(*) FILTER (WHERE con_first_payment_after_origination)
+    + COUNT(*) FILTER (WHERE con_single_borrower) AS consistency_passed
+  FROM loan_checks
+  GROUP BY
+    snapshot_id
+), scores AS (
+  SELECT * FROM month_scores
+  UNION ALL
+  SELECT * FROM loan_scores
+), reference AS (
+  /* The newest reporting month a snapshot delivered (its loan_month rows, else its loan rows). */
+  SELECT
+    snapshot_id,
+    COALESCE(MAX(latest_period) FILTER (WHERE dataset = 'loan_month'), MAX(latest_period)) AS latest_period
+  FROM scores
+  GROUP BY
+    snapshot_id
+), dimensions AS (
+  SELECT
+    d.snapshot_id,
+    d.dataset,
+    d.source,
+    d.layout,
+    d.landed_at,
+    r.latest_period,
+    CAST(DATE_DIFF('day', CAST(r.latest_period + INTERVAL 1 MONTH AS DATE), CAST(LEFT(d.landed_at, 10) AS DATE)) AS INT) AS delivery_lag_days,
+    d.rows_in,
+    d.rows_quarantined,
+    COALESCE(s.rows, 0) AS rows,
+    COALESCE(s.accuracy_checks, 0) AS accuracy_checks,
+    s.accuracy_passed / NULLIF(s.accuracy_checks, 0) AS accuracy,
+    COALESCE(s.completeness_checks, 0) AS completeness_checks,
+    s.completeness_passed / NULLIF(s.completeness_checks, 0) AS completeness,
+    COALESCE(s.consistency_checks, 0) AS consistency_checks,
+    s.consistency_passed / NULLIF(s.consistency_checks, 0) AS consistency,
+    d.rows_accepted / NULLIF(d.rows_in, 0) AS validity
+  FROM delivered AS d
+  LEFT JOIN scores AS s
+    ON s.snapshot_id = d.snapshot_id AND s.dataset = d.dataset
+  LEFT JOIN reference AS r
+    ON r.snapshot_id = d.snapshot_id
+), timed AS (
+  SELECT
+    *,
+    /* 1 when landed within 30 days after the end of the newest month, 0 from 90 days, linear between */
+    CASE
+      WHEN delivery_lag_days <= 30 THEN CAST(1 AS DOUBLE)
+      WHEN delivery_lag_days >= 90 THEN CAST(0 AS DOUBLE)
+      ELSE (90 - delivery_lag_days) / CAST(60 AS DOUBLE)
+    END AS timeliness
+  FROM dimensions
+)
+SELECT
+  snapshot_id,
+  dataset,
+  source,
+  layout,
+  landed_at,
+  latest_period,
+  delivery_lag_days,
+  rows_in,
+  rows_quarantined,
+  rows,
+  accuracy,
+  accuracy_checks,
+  completeness,
+  completeness_checks,
+  consistency,
+  consistency_checks,
+  timeliness,
+  validity,
+  CAST((
+    COALESCE(0.30 * accuracy, 0) + COALESCE(0.25 * completeness, 0) + COALESCE(0.20 * consistency, 0)
+    + COALESCE(0.15 * timeliness, 0) + COALESCE(0.10 * validity, 0)
+  ) / NULLIF(
+    CASE WHEN accuracy IS NULL THEN 0 ELSE 0.30 END
+    + CASE WHEN completeness IS NULL THEN 0 ELSE 0.25 END
+    + CASE WHEN consistency IS NULL THEN 0 ELSE 0.20 END
+    + CASE WHEN timeliness IS NULL THEN 0 ELSE 0.15 END
+    + CASE WHEN validity IS NULL THEN 0 ELSE 0.10 END,
+    0
+  ) AS DOUBLE) AS score
+FROM timed

@@ -1,0 +1,94 @@
+MODEL (
+  name gold.loss_mitigation_monthly,
+  kind FULL,
+  description 'One row per reporting period: modification and borrower-assistance activity in the active book (stock of modified loans, newly modified loans, loans in forbearance, repayment and trial plans, entries into and exits from forbearance), by count and by UPB. Transitions compare each loan-month with the loan''s previous reported month (contract: contracts/gold/loss_mitigation_monthly.yaml).',
+  grain period,
+  column_descriptions @contract_column_descriptions('gold.loss_mitigation_monthly'),
+  audits (
+    not_null(columns := (
+      period, active_loans, active_upb, modified_loans, modified_upb, new_modified_loans,
+      new_modified_upb, forbearance_loans, forbearance_upb, forbearance_entries,
+      forbearance_entries_upb, forbearance_exits, forbearance_exits_upb, repayment_plan_loans,
+      repayment_plan_upb, trial_period_loans, trial_period_upb
+    )),
+    unique_values(columns := (period)),
+    accepted_range(column := modified_rate_count, min_v := 0, max_v := 1),
+    accepted_range(column := forbearance_rate_count, min_v := 0, max_v := 1),
+    forall(criteria := (
+      modified_loans <= active_loans,
+      new_modified_loans <= modified_loans,
+      forbearance_loans <= active_loans,
+      forbearance_entries <= forbearance_loans
+    ))
+  )
+);
+
+WITH flagged AS (
+  SELECT
+    p.period,
+    p.is_active,
+    p.upb,
+    m.mod_flag,
+    m.forbearance_indicator,
+    LAG(m.period) OVER w AS prev_period,
+    LAG(m.mod_flag) OVER w AS prev_mod_flag,
+    LAG(m.forbearance_indicator) OVER w AS prev_forbearance_indicator
+  FROM silver.loan_performance AS p
+  JOIN silver.loan_month AS m
+    ON m.loan_id = p.loan_id AND m.period = p.period
+  WINDOW w AS (PARTITION BY m.loan_id ORDER BY m.period)
+), by_period AS (
+  SELECT
+    period,
+    COUNT(*) FILTER (WHERE is_active) AS active_loans,
+    COALESCE(SUM(upb) FILTER (WHERE is_active), 0) AS active_upb,
+    COUNT(*) FILTER (WHERE is_active AND mod_flag = 'Y') AS modified_loans,
+    COALESCE(SUM(upb) FILTER (WHERE is_active AND mod_flag = 'Y'), 0) AS modified_upb,
+    COUNT(*) FILTER (WHERE is_active AND mod_flag = 'Y' AND prev_mod_flag = 'N') AS new_modified_loans,
+    COALESCE(SUM(upb) FILTER (WHERE is_active AND mod_flag = 'Y' AND prev_mod_flag = 'N'), 0) AS new_modified_upb,
+    COUNT(*) FILTER (WHERE is_active AND forbearance_indicator = 'F') AS forbearance_loans,
+    COALESCE(SUM(upb) FILTER (WHERE is_active AND forbearance_indicator = 'F'), 0) AS forbearance_upb,
+    COUNT(*) FILTER (
+      WHERE is_active AND forbearance_indicator = 'F' AND NOT prev_period IS NULL
+        AND prev_forbearance_indicator IS DISTINCT FROM 'F'
+    ) AS forbearance_entries,
+    COALESCE(SUM(upb) FILTER (
+      WHERE is_active AND forbearance_indicator = 'F' AND NOT prev_period IS NULL
+        AND prev_forbearance_indicator IS DISTINCT FROM 'F'
+    ), 0) AS forbearance_entries_upb,
+    COUNT(*) FILTER (
+      WHERE is_active AND forbearance_indicator IS DISTINCT FROM 'F' AND prev_forbearance_indicator = 'F'
+    ) AS forbearance_exits,
+    COALESCE(SUM(upb) FILTER (
+      WHERE is_active AND forbearance_indicator IS DISTINCT FROM 'F' AND prev_forbearance_indicator = 'F'
+    ), 0) AS forbearance_exits_upb,
+    COUNT(*) FILTER (WHERE is_active AND forbearance_indicator = 'R') AS repayment_plan_loans,
+    COALESCE(SUM(upb) FILTER (WHERE is_active AND forbearance_indicator = 'R'), 0) AS repayment_plan_upb,
+    COUNT(*) FILTER (WHERE is_active AND forbearance_indicator = 'T') AS trial_period_loans,
+    COALESCE(SUM(upb) FILTER (WHERE is_active AND forbearance_indicator = 'T'), 0) AS trial_period_upb
+  FROM flagged
+  GROUP BY period
+)
+SELECT
+  period,
+  active_loans,
+  ROUND(active_upb, 2) AS active_upb,
+  modified_loans,
+  ROUND(modified_upb, 2) AS modified_upb,
+  modified_loans / NULLIF(active_loans, 0) AS modified_rate_count,
+  modified_upb / NULLIF(active_upb, 0) AS modified_rate_upb,
+  new_modified_loans,
+  ROUND(new_modified_upb, 2) AS new_modified_upb,
+  forbearance_loans,
+  ROUND(forbearance_upb, 2) AS forbearance_upb,
+  forbearance_loans / NULLIF(active_loans, 0) AS forbearance_rate_count,
+  forbearance_upb / NULLIF(active_upb, 0) AS forbearance_rate_upb,
+  forbearance_entries,
+  ROUND(forbearance_entries_upb, 2) AS forbearance_entries_upb,
+  forbearance_exits,
+  ROUND(forbearance_exits_upb, 2) AS forbearance_exits_upb,
+  repayment_plan_loans,
+  ROUND(repayment_plan_upb, 2) AS repayment_plan_upb,
+  trial_period_loans,
+  ROUND(trial_period_upb, 2) AS trial_period_upb
+FROM by_period

@@ -1,0 +1,126 @@
+MODEL (
+  name gold.loss_severity,
+  kind FULL,
+  description 'One row per liquidated loan (zero-balance code 02, 03, 09 or 15, i.e. status defaulted) with every component of net loss and the loss severity exactly as PRODUCT.md defines them; taken from the loan''s latest liquidation row, so a later delivery that adds the disposition and its amounts wins (contract: contracts/gold/loss_severity.yaml).',
+  grain loan_id,
+  column_descriptions @contract_column_descriptions('gold.loss_severity'),
+  audits (
+    not_null(columns := (
+      loan_id, period, zero_balance_code, loss_complete, upb_at_removal, interest_rate,
+      non_interest_bearing_upb, foreclosure_costs, preservation_costs, asset_recovery_costs,
+      holding_costs, holding_taxes, total_expenses, principal_forgiveness, net_sales_proceeds,
+      credit_enhancement_proceeds, repurchase_proceeds, other_foreclosure_proceeds, total_proceeds
+    )),
+    unique_values(columns := (loan_id)),
+    accepted_values(column := zero_balance_code, is_in := ('02', '03', '09', '15')),
+    accepted_range(column := upb_at_removal, min_v := 0),
+    forall(criteria := (
+      loss_complete = (NOT disposition_date IS NULL AND NOT last_paid_installment_date IS NULL),
+      loss_complete OR (carrying_interest IS NULL AND net_loss IS NULL AND severity IS NULL),
+      NOT loss_complete OR NOT net_loss IS NULL,
+      ABS(
+        total_expenses
+        - (foreclosure_costs + preservation_costs + asset_recovery_costs + holding_costs + holding_taxes)
+      ) < 0.005,
+      ABS(
+        total_proceeds
+        - (net_sales_proceeds + credit_enhancement_proceeds + repurchase_proceeds + other_foreclosure_proceeds)
+      ) < 0.005,
+      ABS(
+        net_loss
+        - (upb_at_removal + total_expenses + principal_forgiveness + carrying_interest - total_proceeds)
+      ) < 0.005
+    ))
+  )
+);
+
+/* One liquidation row per loan: the latest (a re-delivery with the disposition wins). Money is
+   rounded to the cent first, so the components shown add up to net_loss exactly. */
+WITH liquidated AS (
+  SELECT
+    m.loan_id,
+    m.period,
+    m.zero_balance_code,
+    m.zero_balance_date,
+    m.last_paid_installment_date,
+    m.foreclosure_date,
+    m.disposition_date,
+    ROUND(p.upb, 2) AS upb_at_removal,
+    COALESCE(m.current_rate, l.orig_rate) AS interest_rate,
+    ROUND(COALESCE(m.non_interest_bearing_upb, 0), 2) AS non_interest_bearing_upb,
+    ROUND(COALESCE(m.foreclosure_costs, 0), 2) AS foreclosure_costs,
+    ROUND(COALESCE(m.preservation_costs, 0), 2) AS preservation_costs,
+    ROUND(COALESCE(m.asset_recovery_costs, 0), 2) AS asset_recovery_costs,
+    ROUND(COALESCE(m.holding_costs, 0), 2) AS holding_costs,
+    ROUND(COALESCE(m.holding_taxes, 0), 2) AS holding_taxes,
+    ROUND(COALESCE(m.principal_forgiveness, 0), 2) AS principal_forgiveness,
+    ROUND(COALESCE(m.net_sales_proceeds, 0), 2) AS net_sales_proceeds,
+    ROUND(COALESCE(m.credit_enhancement_proceeds, 0), 2) AS credit_enhancement_proceeds,
+    ROUND(COALESCE(m.repurchase_proceeds, 0), 2) AS repurchase_proceeds,
+    ROUND(COALESCE(m.other_foreclosure_proceeds, 0), 2) AS other_foreclosure_proceeds,
+    NOT m.disposition_date IS NULL AND NOT m.last_paid_installment_date IS NULL AS loss_complete
+  FROM silver.loan_month AS m
+  JOIN silver.loan_performance AS p
+    ON p.loan_id = m.loan_id AND p.period = m.period
+  JOIN silver.loan AS l
+    ON l.loan_id = m.loan_id
+  WHERE
+    m.status = 'defaulted'
+  QUALIFY
+    ROW_NUMBER() OVER (PARTITION BY m.loan_id ORDER BY m.period DESC) = 1
+), carried AS (
+  SELECT
+    *,
+    CASE
+      WHEN loss_complete
+      THEN CAST(DATE_DIFF('month', last_paid_installment_date, disposition_date) AS INT)
+    END AS carrying_months
+  FROM liquidated
+), costed AS (
+  SELECT
+    *,
+    ROUND(
+      carrying_months * (interest_rate / 100 - 0.0035) / 12 * (upb_at_removal - non_interest_bearing_upb),
+      2
+    ) AS carrying_interest,
+    foreclosure_costs + preservation_costs + asset_recovery_costs + holding_costs + holding_taxes AS total_expenses,
+    net_sales_proceeds + credit_enhancement_proceeds + repurchase_proceeds + other_foreclosure_proceeds AS total_proceeds
+  FROM carried
+), netted AS (
+  SELECT
+    *,
+    ROUND(
+      upb_at_removal + total_expenses + principal_forgiveness + carrying_interest - total_proceeds,
+      2
+    ) AS net_loss
+  FROM costed
+)
+SELECT
+  loan_id,
+  period,
+  zero_balance_code,
+  zero_balance_date,
+  last_paid_installment_date,
+  foreclosure_date,
+  disposition_date,
+  loss_complete,
+  upb_at_removal,
+  interest_rate,
+  non_interest_bearing_upb,
+  carrying_months,
+  carrying_interest,
+  foreclosure_costs,
+  preservation_costs,
+  asset_recovery_costs,
+  holding_costs,
+  holding_taxes,
+  ROUND(total_expenses, 2) AS total_expenses,
+  principal_forgiveness,
+  net_sales_proceeds,
+  credit_enhancement_proceeds,
+  repurchase_proceeds,
+  other_foreclosure_proceeds,
+  ROUND(total_proceeds, 2) AS total_proceeds,
+  net_loss,
+  net_loss / NULLIF(upb_at_removal, 0) AS severity
+FROM netted
