@@ -110,7 +110,8 @@ def _publish(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
             f"build {build_id} failed validation; nothing published "
             f"(see {validated.details.get('data_docs', 'the validation report')})"
         )
-    rows = publish(tenant, build_id)
+    built = ledger.last(tenant, "transform")
+    rows = publish(tenant, build_id, built.details["snapshot_ids"] if built else [])
     path = analytics_path(tenant)
     return (
         sum(rows.values()),

@@ -69,3 +69,35 @@ def test_one_run_at_a_time_per_tenant(make_tenant: MakeTenant) -> None:
     tenant = make_tenant()
     with ledger.tenant_lock(tenant), pytest.raises(TenantBusyError, match="is busy"):
         run_stages(tenant, ("extract",))
+
+
+def test_an_attributes_only_correction_is_a_new_build_and_a_new_drop(
+    make_tenant: MakeTenant, tmp_path: Path
+) -> None:
+    from servicervault.storage import Bucket
+    from tests.pipelines.servicing_tape.test_parser import FREDDIE_ORIG, FREDDIE_SVCG, line
+
+    tenant = make_tenant(sources=[{"name": "fhlmc", "layout": "freddie_sflld", "inbound": "in/"}])
+    bucket = Bucket.for_tenant(tenant)
+    months = [
+        line("fhlmc_sflld_svcg.csv", FREDDIE_SVCG, 32, **{"Monthly Reporting Period": p,
+             "Current Loan Delinquency Status": "0"})
+        for p in ("202104", "202105")
+    ]  # fmt: skip
+    bucket.put_bytes(("\n".join(months) + "\n").encode(), "in/svcg.txt")
+    bucket.put_bytes((line("fhlmc_sflld_orig.csv", FREDDIE_ORIG) + "\n").encode(), "in/orig.txt")
+    first = run_stages(tenant)
+    assert [r.status for r in first] == ["ok"] * 5
+
+    corrected = line("fhlmc_sflld_orig.csv", FREDDIE_ORIG, **{"Credit Score": "701"})
+    bucket.put_bytes((corrected + "\n").encode(), "in/orig_corrected.txt")
+    second = run_stages(tenant)
+    assert [r.status for r in second] == ["ok"] * 5
+    assert second[1].details["build_id"] != first[1].details["build_id"]
+    assert second[2].details["build_id"] == second[1].details["build_id"]  # validated
+    assert (
+        second[4].details["created"] and second[4].details["drop_id"] != first[4].details["drop_id"]
+    )
+    con = duckdb.connect(str(analytics_path(tenant)), read_only=True)
+    assert con.execute("SELECT fico FROM gold.loan_snapshot").fetchone() == (701,)
+    con.close()

@@ -6,7 +6,8 @@ MODEL (
   audits (
     not_null(columns := (loan_id, period, status, upb, is_active)),
     unique_combination_of_columns(columns := (loan_id, period)),
-    accepted_range(column := upb, min_v := 0)
+    accepted_range(column := upb, min_v := 0),
+    every_loan_month_has_a_loan
   )
 );
 

@@ -53,7 +53,9 @@ def drop(tenant: Tenant) -> DropResult:
     bucket = Bucket.for_tenant(tenant)
     con = duckdb.connect(str(path), read_only=True)
     try:
-        build_id = con.execute("SELECT build_id FROM main.publication").fetchone()[0]
+        build_id, snapshot_ids = con.execute(
+            "SELECT build_id, snapshot_ids FROM main.publication"
+        ).fetchone()
         previous = latest_drop_manifest(bucket)
         if previous and previous["build_id"] == build_id:
             key = f"{DROPS_PREFIX}{previous['drop_id']}/manifest.json"
@@ -62,12 +64,6 @@ def drop(tenant: Tenant) -> DropResult:
             r[0]
             for r in con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'gold' ORDER BY 1"
-            ).fetchall()
-        ]
-        snapshot_ids = [
-            r[0]
-            for r in con.execute(
-                "SELECT DISTINCT _snapshot_id FROM silver.loan_month ORDER BY 1"
             ).fetchall()
         ]
         drop_id = new_run_id()

@@ -53,6 +53,12 @@ def read_manifests(bucket: Bucket, source: str) -> list[dict]:
     return [json.loads(bucket.read_bytes(k)) for k in keys]
 
 
+def committed_snapshot_ids(tenant: Tenant) -> list[str]:
+    """Ids of every committed snapshot of every source of the tenant, oldest first."""
+    bucket = Bucket.for_tenant(tenant)
+    return sorted(m["snapshot_id"] for s in tenant.sources for m in read_manifests(bucket, s.name))
+
+
 def extract(tenant: Tenant, progress: Progress | None = None) -> list[SourceExtract]:
     """Land new files of every source of the tenant; one snapshot per source with new files."""
     return [extract_source(tenant, source, progress) for source in tenant.sources]

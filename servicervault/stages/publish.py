@@ -30,8 +30,12 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def publish(tenant: Tenant, build_id: str) -> dict[str, int]:
-    """Copy every silver and gold table of the warehouse; return rows per table."""
+def publish(tenant: Tenant, build_id: str, snapshot_ids: list[str]) -> dict[str, int]:
+    """Copy every contracted silver and gold table of the warehouse; return rows per table.
+
+    Only tables with a contract are published: those are the ones validation checked and
+    the data dictionary defines. Intermediate models stay in the warehouse.
+    """
     target = analytics_path(tenant)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
@@ -42,11 +46,7 @@ def publish(tenant: Tenant, build_id: str) -> dict[str, int]:
         con.execute(
             f"ATTACH {_sql_str(str(warehouse_path(tenant)))} AS {WAREHOUSE_CATALOG} (READ_ONLY)"
         )
-        tables = con.execute(
-            "SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = ? "
-            "AND schema_name IN (SELECT unnest(?)) ORDER BY ALL",
-            [WAREHOUSE_CATALOG, list(PUBLISHED_SCHEMAS)],
-        ).fetchall()
+        tables = [tuple(t.split(".")) for t in sorted(all_contracts())]
         for schema in PUBLISHED_SCHEMAS:
             con.execute(f"CREATE SCHEMA {schema}")
         for schema, name in tables:
@@ -58,13 +58,16 @@ def publish(tenant: Tenant, build_id: str) -> dict[str, int]:
         _comment(con)
         con.execute(
             "CREATE TABLE main.publication AS SELECT ? AS build_id, ? AS tenant, "
-            "current_timestamp AS published_at",
-            [build_id, tenant.id],
+            "?::VARCHAR[] AS snapshot_ids, current_timestamp AS published_at",
+            [build_id, tenant.id, snapshot_ids],
         )
         con.execute(f"DETACH {WAREHOUSE_CATALOG}")
         con.execute("CHECKPOINT")
-    finally:
+    except BaseException:
         con.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    con.close()
     os.replace(tmp, target)
     return rows
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from servicervault.config import PROJECT_ROOT, Tenant, vault_home
 from servicervault.errors import NotReadyError, VaultError
+from servicervault.stages.extract import committed_snapshot_ids
 from servicervault.stages.validate import warehouse_path
 from servicervault.storage import Bucket, S3Bucket
 
@@ -83,12 +84,14 @@ def httpfs_extension() -> Path:
 def transform(tenant: Tenant) -> TransformResult:
     """Apply model changes and recompute silver and gold from every committed snapshot.
 
-    The build id hashes the snapshots read and the versions of the models that read them,
+    The build id hashes every committed snapshot (of every table: an attributes-only
+    correction is a new build too) and the versions of the models that read them,
     so a rerun over the same inputs and code yields the same id, which is what lets
     publish and drop recognise work already done.
     """
-    bucket = Bucket.for_tenant(tenant)
-    if not any(k.endswith("/manifest.json") for k in bucket.list("snapshots/")):
+    snapshot_ids = committed_snapshot_ids(tenant)
+    if not snapshot_ids:
+        bucket = Bucket.for_tenant(tenant)
         raise NotReadyError(
             f"tenant {tenant.id!r} has no committed snapshots in {bucket.url}/snapshots/; "
             "run `vault extract` first (is there a tape under the inbound prefix?)"
@@ -127,9 +130,6 @@ def transform(tenant: Tenant) -> TransformResult:
         for t in tables
         if not t.startswith("bronze.")
     }
-    snapshot_ids = sorted(
-        context.fetchdf("SELECT DISTINCT _snapshot_id FROM silver.loan_month")["_snapshot_id"]
-    )
     versions = sorted(
         f"{s.name}:{s.fingerprint.to_identifier()}"
         for s in context.state_reader.get_environment("prod").snapshots

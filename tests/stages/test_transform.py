@@ -187,3 +187,20 @@ def test_model_changes_reach_an_existing_warehouse(
         con.execute("SELECT loans FROM gold.loan_count").fetchone()[0] == result.rows["silver.loan"]
     )
     con.close()
+
+
+def test_months_without_loan_attributes_fail_the_build_naming_the_audit(
+    make_tenant: MakeTenant, tmp_path: Path
+) -> None:
+    from servicervault.stages.transform import TransformError
+    from tests.pipelines.servicing_tape.test_parser import LEGACY_ACQ, LEGACY_PERF, line
+
+    tenant = make_tenant(sources=[{"name": "fnma", "layout": "fannie_legacy", "inbound": "in/"}])
+    bucket = Bucket.for_tenant(tenant)
+    perf = [line("fnma_legacy_performance.csv", LEGACY_PERF, LOAN_ID=i) for i in ("1", "2")]
+    bucket.put_bytes(("\n".join(perf) + "\n").encode(), "in/perf.txt")
+    acq = line("fnma_legacy_acquisition.csv", LEGACY_ACQ, 25, LOAN_ID="1")
+    bucket.put_bytes((acq + "\n").encode(), "in/acq.txt")
+    extract(tenant)
+    with pytest.raises(TransformError, match="audit every_loan_month_has_a_loan failed for 1 row"):
+        transform(tenant)
