@@ -125,6 +125,17 @@ class DelimitedSpec(_Strict):
             raise ValueError(f"must map the required canonical columns {missing}")
         return value
 
+    @model_validator(mode="after")
+    def _unambiguous(self) -> DelimitedSpec:
+        targets = list(self.columns.values())
+        twice = sorted({t for t in targets if targets.count(t) > 1})
+        if twice:
+            raise ValueError(f"columns: several header names map onto {twice}")
+        unmapped = sorted(set(self.code_maps) - set(targets))
+        if unmapped:
+            raise ValueError(f"code_maps: {unmapped} are not mapped in columns")
+        return self
+
 
 class Source(_Strict):
     """One delivery stream of tapes landing under a prefix of the tenant's bucket."""
@@ -165,6 +176,14 @@ class Tenant(_Strict):
     name: str
     storage: Storage
     sources: list[Source] = Field(min_length=1)
+
+    @field_validator("sources")
+    @classmethod
+    def _distinct_sources(cls, value: list[Source]) -> list[Source]:
+        names = [s.name for s in value]
+        if len(set(names)) != len(names):
+            raise ValueError("source names must be distinct (each has its own snapshots/<name>/)")
+        return value
 
     @field_validator("id")
     @classmethod

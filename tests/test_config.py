@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,37 @@ def test_invalid_yaml_and_missing_tenant_are_clear(vault_home: Path) -> None:
         load_tenant("acme")
     with pytest.raises(ConfigError, match=r"no tenant 'ghost'.*known: acme"):
         load_tenant("ghost")
+
+
+@pytest.mark.parametrize(
+    ("delimited", "message"),
+    [
+        ({"code_maps": {"dlq_statu": {"C": "00"}}}, "code_maps: ['dlq_statu'] are not mapped"),
+        ({"columns": {"Rate2": "orig_rate"}}, "several header names map onto ['orig_rate']"),
+    ],
+)
+def test_a_delimited_mapping_must_be_unambiguous(
+    vault_home: Path, delimited: dict, message: str
+) -> None:
+    import yaml
+
+    columns = {"L": "loan_id", "P": "period", "R": "orig_rate", "U": "orig_upb", "T": "orig_term",
+               "F": "first_pay_date"}  # fmt: skip
+    spec = {"columns": {**columns, **delimited.pop("columns", {})}, **delimited}
+    source = {"name": "tape", "layout": "delimited", "inbound": "in/", "delimited": spec}
+    tenant = {
+        "id": "acme",
+        "name": "A",
+        "storage": {"bucket": "file:///tmp/a"},
+        "sources": [source],
+    }
+    write(vault_home, yaml.safe_dump(tenant))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_tenant("acme")
+
+
+def test_source_names_must_be_distinct(vault_home: Path) -> None:
+    doubled = VALID + "  - name: servicing_tape\n    layout: fannie_sflp\n    inbound: other/\n"
+    write(vault_home, doubled)
+    with pytest.raises(ConfigError, match="source names must be distinct"):
+        load_tenant("acme")

@@ -122,7 +122,7 @@ def delimited_kind(spec: DelimitedSpec, header: list[str]) -> FileKind:
                 field_name=by_canonical[col.name],
                 position=position[by_canonical[col.name]],
                 date_format=spec.date_format if col.type == "DATE" else None,
-                null_tokens=tuple(spec.null_tokens),
+                null_tokens=tuple(dict.fromkeys(["", *spec.null_tokens])),
                 code_map=tuple(spec.code_maps.get(col.name, {}).items()),
             )
             for col in contract(TABLE_CONTRACTS[table]).columns

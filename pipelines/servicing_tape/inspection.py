@@ -121,6 +121,10 @@ def detect_kind(path: Path, name: str, kinds: tuple[FileKind, ...], layout: str)
     and what was found, instead of quarantining every row.
     """
     sample = [line for line in _sample(path) if line]
+    if not sample:
+        raise TapeError(
+            f"{name}: no data lines in its first {SAMPLE_LINES} lines (only blank lines)"
+        )
     counts = [line.count("|") + 1 for line in sample]
     found = max(set(counts), key=counts.count)
     candidates = [k for k in kinds if found in k.field_counts]

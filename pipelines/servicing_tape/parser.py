@@ -28,6 +28,7 @@ QUARANTINE_COLUMNS = (*LINEAGE, "column", "check", "reason", "raw_line")
 BATCH_BYTES = 64 << 20
 # A byte that never occurs in a tape, so Arrow's CSV reader hands over each line whole.
 _WHOLE_LINE = "\x1f"
+QUOTE = "'"
 
 
 class TapeError(VaultError):
@@ -72,13 +73,16 @@ def _typed(rule: FieldRule, raw: str) -> str:
     if col.type in ("INTEGER", "BIGINT"):
         return (
             f"CASE WHEN regexp_full_match({raw}, '{WHOLE_NUMBER}') "
-            f"THEN CAST(CAST({raw} AS DOUBLE) AS {col.type}) END"
+            f"THEN TRY_CAST(CAST({raw} AS DOUBLE) AS {col.type}) END"
         )
     raise ValueError(f"contract type {col.type} cannot be parsed from a tape")
 
 
 def _checks(rule: FieldRule) -> list[str]:
-    """SQL yielding {column, check, reason} when the value breaks the contract, else NULL."""
+    """SQL yielding {column, check, reason} when the value breaks the contract, else NULL.
+
+    Field names and formats can come from a tenant's config, so every text enters the SQL
+    as an escaped literal."""
     col = rule.column
     name, raw = col.name, f'"raw_{col.name}"'
     shape = rule.date_format or col.type
@@ -94,11 +98,12 @@ def _checks(rule: FieldRule) -> list[str]:
         err(
             f'{raw} IS NOT NULL AND "{name}" IS NULL',
             "unreadable",
-            f"'{name} ({rule.field_name}): cannot read ''' || {raw} || ''' as {expected}'",
+            f"{_q(f'{name} ({rule.field_name}): cannot read {QUOTE}')} || {raw} || "
+            f"{_q(f'{QUOTE} as {expected}')}",
         )
     ]
     if not col.nullable:
-        out.append(err(f"{raw} IS NULL", "missing", f"'{name} ({rule.field_name}): missing'"))
+        out.append(err(f"{raw} IS NULL", "missing", _q(f"{name} ({rule.field_name}): missing")))
     if col.min is not None or col.max is not None:
         low = f'"{name}" < {col.min}' if col.min is not None else "false"
         high = f'"{name}" > {col.max}' if col.max is not None else "false"
@@ -154,7 +159,7 @@ SELECT *,
     [{{'column': NULL, 'check': 'field_count', 'reason': CASE
        WHEN line = '' THEN 'empty line'
        {truncated}
-       ELSE 'line has ' || _n_fields || ' fields; {kind.label} expected' END}}]
+       ELSE 'line has ' || _n_fields || {_q(f" fields; {kind.label} expected")} END}}]
   ELSE list_filter([
       {checks}
     ], x -> x IS NOT NULL)

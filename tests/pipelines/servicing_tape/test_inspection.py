@@ -134,3 +134,10 @@ def test_a_delimited_header_must_name_every_mapped_column(tmp_path: Path) -> Non
     path = write(tmp_path, b"Loan,Month,Rate,Amount,Term\nL1,2024-01-01,6,1,360\n")
     with pytest.raises(TapeError, match=r"header lacks mapped column\(s\) \['First'\]"):
         detect_delimited(path, "tape.csv", spec)
+
+
+def test_a_file_of_blank_lines_is_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(TapeError, match="no data lines"):
+        detect_kind(
+            write(tmp_path, b"\n\n\n"), "blank.txt", file_kinds("fannie_sflp"), "fannie_sflp"
+        )

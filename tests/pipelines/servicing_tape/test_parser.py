@@ -226,3 +226,21 @@ def test_loan_attributes_come_from_each_loans_latest_period(tmp_path: Path) -> N
     )
     [loan] = batch.tables["loan"].to_pylist()
     assert loan["as_of_period"] == dt.date(2021, 4, 1) and loan["channel"] == "B"
+
+
+def test_config_text_is_data_not_sql_and_huge_numbers_are_quarantined(tmp_path: Path) -> None:
+    spec = DelimitedSpec(
+        date_format="%Y-%m-%d') || (SELECT 'x",  # a hostile format string stays a string
+        null_tokens=[],
+        columns={"Loan'; DROP": "loan_id", "As Of": "period", "Rate": "orig_rate",
+                 "Amount": "orig_upb", "Term": "orig_term", "First": "first_pay_date"},
+    )  # fmt: skip
+    header = ["Loan'; DROP", "As Of", "Rate", "Amount", "Term", "First"]
+    file_kind = delimited_kind(spec, header)
+    batch = parse(
+        tmp_path, file_kind, [",".join(header), "L1,2024-01-01,5,1,99999999999,2024-01-01"]
+    )
+    [bad] = batch.quarantine.to_pylist()
+    assert bad["check"] == "unreadable"  # no date parses with that format; nothing ran as SQL
+    assert "cannot read '2024-01-01' as DATE (%Y-%m-%d') || (SELECT 'x)" in bad["reason"]
+    assert "orig_term (Term): cannot read '99999999999' as INTEGER" in bad["reason"]
