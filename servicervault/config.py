@@ -32,6 +32,8 @@ TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 PREFIX = re.compile(r"^(?:[A-Za-z0-9_.-]+/)+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENDPOINT = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")
+REGION = re.compile(r"^[a-z0-9-]{1,32}$")
 
 
 class ConfigError(VaultError):
@@ -79,6 +81,20 @@ class Storage(_Strict):
             raise ValueError("must start with file:// or s3://")
         if ".." in value.split("://", 1)[1].split("/"):
             raise ValueError("must not contain '..'")
+        return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not ENDPOINT.match(value):
+            raise ValueError("must be http(s)://host[:port], e.g. http://127.0.0.1:7480")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and not REGION.match(value):
+            raise ValueError("must be a region name such as us-east-1 or auto")
         return value
 
     @field_validator("access_key_id_env", "secret_access_key_env")

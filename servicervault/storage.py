@@ -263,7 +263,7 @@ class S3Bucket(Bucket):
         return response["Body"].read()
 
     def fetch(self, key: str, folder: Path) -> Path:
-        target = folder / "fetched" / key
+        target = folder.joinpath("fetched", *_check_key(self.url, key))
         target.parent.mkdir(parents=True, exist_ok=True)
         self.call(
             "read",
@@ -302,14 +302,18 @@ class S3Bucket(Bucket):
 
     def duckdb_secret(self) -> dict[str, str]:
         """A DuckDB S3 secret SCOPEd to this bucket, so one session can hold several tenants'
-        credentials and each is only ever sent to its own bucket."""
+        credentials and each is only ever sent to its own bucket.
+
+        The scope ends with '/' (a bare ``s3://acme`` would also match ``s3://acme-archive``),
+        and every value is SQL-escaped: SQLMesh writes them into CREATE SECRET as literals, and
+        a quote in a key must neither break the statement nor surface the key in an error."""
         endpoint = self._settings["endpoint"] or ""
         secret = {
             "type": "s3",
             "key_id": self._settings["key_id"],
             "secret": self._settings["secret"],
             "region": self._settings["region"],
-            "scope": f"s3://{self.name}",
+            "scope": f"s3://{self.name}/{self.prefix}",
         }
         if endpoint:
             secret["endpoint"] = endpoint.split("://", 1)[-1].rstrip("/")
@@ -317,7 +321,7 @@ class S3Bucket(Bucket):
             secret["url_style"] = self._settings["url_style"] or "path"
         elif self._settings["url_style"]:
             secret["url_style"] = self._settings["url_style"]
-        return secret
+        return {name: value.replace("'", "''") for name, value in secret.items()}
 
     def presign(self, key: str, seconds: int) -> str:
         return self.client.generate_presigned_url(

@@ -6,7 +6,7 @@ from collections import Counter
 
 from servicervault.config import list_tenant_ids, load_tenant
 from servicervault.errors import VaultError
-from servicervault.storage import Bucket
+from servicervault.storage import MARKER, open_bucket
 
 
 def check_tenant(tenant_id: str) -> list[str]:
@@ -18,7 +18,15 @@ def check_tenant(tenant_id: str) -> list[str]:
     """
     try:
         tenant = load_tenant(tenant_id)
-        Bucket.for_tenant(tenant).list("snapshots")
+        bucket = open_bucket(tenant.bucket_url, tenant)
+        # Read-only on purpose: a check must not create or mark a mistyped bucket.
+        if not bucket.exists(MARKER):
+            return [
+                f"bucket {bucket.url} is not provisioned for {tenant_id!r}; "
+                f"run `vault tenants provision {tenant_id}`"
+            ]
+        bucket.check_owner(tenant.id)
+        bucket.list("snapshots")
     except VaultError as exc:
         return [str(exc)]
     buckets = Counter(load_tenant(t).bucket_url for t in list_tenant_ids() if _loads(t))
