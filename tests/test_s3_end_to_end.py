@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import urllib.request
 from pathlib import Path
 
@@ -74,6 +75,17 @@ def test_two_tenants_run_isolated_on_a_real_s3_server(
         a.put_bytes(b"tampered", keys[0])
     after = a.client.list_object_versions(Bucket=a.name, Prefix=keys[0])["Versions"]
     assert len(after) == 1
+
+    # Secrets never leave the environment: not in the ledger, manifests, warehouse, published
+    # database, validation results or any object in the bucket.
+    secrets = [os.environ["ALPHA_SECRET"].encode(), os.environ["BETA_SECRET"].encode()]
+    local = [p for p in Path(os.environ["VAULT_HOME"]).rglob("*") if p.is_file()]
+    assert any(p.name == "runs.jsonl" for p in local) and any(p.suffix == ".duckdb" for p in local)
+    for path in local:
+        data = path.read_bytes()
+        assert not any(s in data for s in secrets), path
+    for key in a.list("snapshots") + a.list("drops") + a.list("inbound"):
+        assert not any(s in a.read_bytes(key) for s in secrets), key
 
     # The server enforces isolation: beta's credentials cannot list, read or write alpha's bucket.
     for call in (
