@@ -265,7 +265,7 @@ def query(
 @app.command()
 def runs(
     tenant: TenantOpt,
-    limit: Annotated[int, typer.Option(help="Show the last N stage records.")] = 30,
+    limit: Annotated[int, typer.Option(min=1, help="Show the last N stage records.")] = 30,
 ) -> None:
     """The run ledger: every stage run for the tenant, newest last."""
     from servicervault import ledger

@@ -26,9 +26,9 @@ DOC_PATH = PROJECT_ROOT / "docs" / "data_dictionary.md"
 REGENERATE_COMMAND = "uv run vault dictionary"
 
 # Only these layers are published (analytics database) or dropped; bronze stays internal.
-PUBLISHED_SCHEMAS = ("gold", "silver")
 
 # Every silver table carries where each row came from (see servicervault.stages.validate).
+LAYER_ORDER = ("gold", "silver")
 LINEAGE_COLUMNS: dict[str, tuple[str, str]] = {
     "_snapshot_id": ("VARCHAR", "Snapshot the row was landed in (snapshots/<source>/<id>/)."),
     "_source_file": ("VARCHAR", "Inbound tape file the row was read from."),
@@ -181,22 +181,19 @@ def model_metadata(models_dir: Path = MODELS_DIR) -> dict[str, ModelMeta]:
 
 
 def build_dictionary(tables: Iterable[str] | None = None) -> list[TableEntry]:
-    """Entries for ``tables`` (qualified names), or for every published contract and model.
+    """Entries for ``tables`` (qualified names), or for every published table.
 
-    Gold comes first (the analysts' and servicers' contract), then silver; alphabetical
-    within a layer. A table with a model but no contract is still listed, with its model's
-    description, so nothing published goes unmentioned.
+    Publish copies exactly the contracted tables, so those are the default. Gold comes first
+    (the analysts' and servicers' contract), then silver; alphabetical within a layer. An
+    explicitly named table without a contract is listed from its model's description.
     """
     contracts = all_contracts()
     models = model_metadata()
-    if tables is None:
-        names = {t for t in (*contracts, *models) if t.split(".", 1)[0] in PUBLISHED_SCHEMAS}
-    else:
-        names = set(tables)
+    names = set(contracts) if tables is None else set(tables)
 
     def order(table: str) -> tuple[int, str]:
         schema = table.split(".", 1)[0]
-        rank = PUBLISHED_SCHEMAS.index(schema) if schema in PUBLISHED_SCHEMAS else 99
+        rank = LAYER_ORDER.index(schema) if schema in LAYER_ORDER else len(LAYER_ORDER)
         return rank, table
 
     return [TableEntry(t, contracts.get(t), models.get(t)) for t in sorted(names, key=order)]

@@ -17,9 +17,8 @@ import pyarrow.parquet as pq
 
 from servicervault.config import Tenant
 from servicervault.errors import VaultError
+from servicervault.stages.drop import DROPS_PREFIX, latest_drop_manifest
 from servicervault.storage import Bucket, S3Bucket, open_bucket, sha256_file
-
-DROPS_PREFIX = "drops/"
 
 
 class DropMismatch(VaultError):
@@ -34,10 +33,10 @@ class VerifiedDrop:
 
 
 def latest_drop_id(bucket: Bucket) -> str:
-    keys = [k for k in bucket.list(DROPS_PREFIX) if k.endswith("/manifest.json")]
-    if not keys:
+    manifest = latest_drop_manifest(bucket)
+    if manifest is None:
         raise VaultError(f"bucket {bucket.url} has no drops yet; run `vault drop`")
-    return keys[-1].split("/")[1]
+    return manifest["drop_id"]
 
 
 def presign(tenant: Tenant, drop_id: str, seconds: int) -> list[tuple[str, str]]:

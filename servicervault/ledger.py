@@ -31,7 +31,7 @@ class StageRecord:
     run_id: str
     tenant: str
     stage: str
-    status: str  # ok | failed | skipped
+    status: str  # ok | failed
     started_at: str
     seconds: float
     rows: int = 0
@@ -74,13 +74,14 @@ def last(tenant: Tenant, stage: str, status: str | None = "ok") -> StageRecord |
 def tenant_lock(tenant: Tenant) -> Iterator[None]:
     """One vault process per tenant at a time, so retries and cron overlaps cannot interleave."""
     tenant.home.mkdir(parents=True, exist_ok=True)
-    with (tenant.home / "lock").open("w") as fh:
+    with (tenant.home / "lock").open("a+") as fh:  # "w" would wipe the holder's pid
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise TenantBusyError(
                 f"tenant {tenant.id!r} is busy: another vault process is running for it"
             ) from None
+        fh.truncate(0)
         fh.write(str(os.getpid()))
         fh.flush()
         yield

@@ -17,7 +17,6 @@ class CollectingConsole(NoopConsole):
     def __init__(self) -> None:
         super().__init__()
         self.failures: list[str] = []
-        self.warnings: list[str] = []
 
     def log_failed_models(self, errors: list[Any]) -> None:
         for error in errors:
@@ -30,9 +29,6 @@ class CollectingConsole(NoopConsole):
                     )
             else:
                 self.failures.append(f"{model}: {type(cause).__name__}: {cause}")
-
-    def log_warning(self, short_message: str, long_message: str | None = None) -> None:
-        self.warnings.append(long_message or short_message)
 
     def log_error(self, message: str) -> None:
         self.failures.append(message)

@@ -27,8 +27,7 @@ def dropped(make_tenant: MakeTenant):
         "CREATE SCHEMA gold; CREATE SCHEMA silver;"
         "CREATE TABLE gold.portfolio_monthly AS "
         "SELECT DATE '2024-01-01' AS period, 2 AS active_loans;"
-        "CREATE TABLE silver.loan_month AS SELECT 'S1' AS _snapshot_id;"
-        "CREATE TABLE main.publication AS SELECT 'b1' AS build_id"
+        "CREATE TABLE main.publication AS SELECT 'b1' AS build_id, ['S1'] AS snapshot_ids"
     )
     con.close()
     result = drop(tenant)

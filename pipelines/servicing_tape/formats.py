@@ -54,10 +54,6 @@ class FileKind:
         counts = "/".join(str(n) for n in self.field_counts)
         return f"{self.format} {self.name} ({counts} fields)"
 
-    @property
-    def date_rules(self) -> tuple[FieldRule, ...]:
-        return tuple(r for rules in self.rules.values() for r in rules if r.date_format)
-
 
 @cache
 def _formats() -> dict:

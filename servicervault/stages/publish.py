@@ -15,9 +15,8 @@ import duckdb
 
 from servicervault.config import Tenant
 from servicervault.contracts import all_contracts
+from servicervault.stages.transform import WAREHOUSE_CATALOG
 from servicervault.stages.validate import warehouse_path
-
-WAREHOUSE_CATALOG = "warehouse"
 
 PUBLISHED_SCHEMAS = ("silver", "gold")
 

@@ -104,9 +104,35 @@ def transform(tenant: Tenant) -> TransformResult:
     set_console(console)
     context = make_context(tenant)
     try:
-        # Two steps, as SQLMesh cannot restate models in the plan that deploys new versions of
-        # them: first apply model changes (new or edited models are built), then restate
-        # bronze so every model downstream re-reads the snapshots landed since the last run.
+        plan = _build(context, console)
+        tables = sorted(
+            f"{m.fully_qualified_table.db}.{m.fully_qualified_table.name}"
+            for m in context.models.values()
+        )
+        rows = {
+            t: int(context.fetchdf(f"SELECT count(*) AS n FROM {t}")["n"].iloc[0])
+            for t in tables
+            if not t.startswith("bronze.")
+        }
+        versions = sorted(
+            f"{s.name}:{s.fingerprint.to_identifier()}"
+            for s in context.state_reader.get_environment("prod").snapshots
+        )
+    finally:
+        context.close()  # checkpoints the warehouse and releases its lock for validation
+    build_id = hashlib.sha256(json.dumps([snapshot_ids, versions]).encode()).hexdigest()[:16]
+    changed = sorted(s.name for s in plan.context_diff.new_snapshots.values())
+    return TransformResult(build_id, rows, snapshot_ids, changed)
+
+
+def _build(context: Any, console: Any) -> Any:
+    """Apply model changes, then restate bronze so every model re-reads the snapshots.
+
+    Two steps, as SQLMesh cannot restate models in the plan that deploys new versions of
+    them: the first builds new or edited models, the second makes every model downstream of
+    bronze re-read the snapshots landed since the last run.
+    """
+    try:
         existed = _has_prod(context)
         plan = context.plan("prod", auto_apply=True, no_prompts=True, skip_tests=True)
         if existed:
@@ -121,23 +147,7 @@ def transform(tenant: Tenant) -> TransformResult:
         raise TransformError(console.describe(exc)) from None
     if console.failures:
         raise TransformError(console.describe())
-    tables = sorted(
-        f"{m.fully_qualified_table.db}.{m.fully_qualified_table.name}"
-        for m in context.models.values()
-    )
-    rows = {
-        t: int(context.fetchdf(f"SELECT count(*) AS n FROM {t}")["n"].iloc[0])
-        for t in tables
-        if not t.startswith("bronze.")
-    }
-    versions = sorted(
-        f"{s.name}:{s.fingerprint.to_identifier()}"
-        for s in context.state_reader.get_environment("prod").snapshots
-    )
-    context.close()
-    build_id = hashlib.sha256(json.dumps([snapshot_ids, versions]).encode()).hexdigest()[:16]
-    changed = sorted(s.name for s in plan.context_diff.new_snapshots.values())
-    return TransformResult(build_id, rows, snapshot_ids, changed)
+    return plan
 
 
 def _has_prod(context: Any) -> bool:

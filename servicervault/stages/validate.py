@@ -11,12 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipelines.servicing_tape.parser import LINEAGE
 from servicervault.config import Tenant
 from servicervault.contracts import Contract, all_contracts
 from servicervault.errors import NotReadyError
 from servicervault.gx_bridge import ValidationOutcome, validate_tables
-
-LINEAGE = ("_snapshot_id", "_source_file", "_line_number")
 
 
 def expectations_for(c: Contract) -> list[dict[str, Any]]:
