@@ -12,7 +12,7 @@ def committed_rows(evaluator: MacroEvaluator, table: exp.Expression) -> exp.Expr
     A snapshot is committed once its manifest exists (extract writes it last), so the files of
     an interrupted extract are never read. ``snapshots_root`` is the tenant's snapshot prefix.
     """
-    root = evaluator.var("snapshots_root")
+    root = evaluator.var("snapshots_root").replace("'", "''")  # a path is data in SQL
     name = table.name
     return parse_one(
         f"""
@@ -34,7 +34,7 @@ def committed_manifest_files(evaluator: MacroEvaluator) -> exp.Expression:
     Only the manifest fields the models use are read (by name, so fields added later do not
     matter); a snapshot exists once its manifest does, exactly as for ``committed_rows``.
     """
-    root = evaluator.var("snapshots_root")
+    root = evaluator.var("snapshots_root").replace("'", "''")  # a path is data in SQL
     files = (
         "STRUCT(key VARCHAR, kind VARCHAR, rows_in BIGINT, rows_landed BIGINT, "
         "rows_quarantined BIGINT)[]"

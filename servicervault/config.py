@@ -41,8 +41,14 @@ class ConfigError(VaultError):
 
 
 def vault_home() -> Path:
-    """Root of all local state for the embedded default (``VAULT_HOME``, default ``./.vault``)."""
-    return Path(os.environ.get("VAULT_HOME", ".vault")).expanduser().resolve()
+    """Root of all local state for the embedded default (``VAULT_HOME``, default ``./.vault``).
+
+    A quote is refused: SQLMesh writes the warehouse path into SQL unescaped.
+    """
+    home = Path(os.environ.get("VAULT_HOME", ".vault")).expanduser().resolve()
+    if "'" in str(home):
+        raise ConfigError(f"VAULT_HOME {home} contains a quote ('); choose a path without one")
+    return home
 
 
 def tenants_dir() -> Path:

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from pipelines.servicing_tape.parser import QUARANTINE_COLUMNS, ParsedBatch
 from servicervault.errors import VaultError
+from servicervault.sql import literal
 
 QUARANTINE_SELECT = ", ".join(f'"{c}"' for c in QUARANTINE_COLUMNS)
 KEYS = {"loan_month": ("loan_id", "period"), "loan": ("loan_id",)}
@@ -87,7 +88,7 @@ class Delivery:
         final = self.work / "final"
         final.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect()
-        con.execute(f"SET temp_directory = '{self.work / 'spill'}'")
+        con.execute(f"SET temp_directory = {literal(self.work / 'spill')}")
         out: dict[str, Path] = {}
         quarantine = [self._glob("quarantine")] if self._has("quarantine") else []
         for table, key in KEYS.items():
@@ -100,7 +101,7 @@ class Delivery:
         if quarantine:
             union = " UNION ALL ".join(f"SELECT {QUARANTINE_SELECT} FROM {q}" for q in quarantine)
             target = final / "quarantine.parquet"
-            con.execute(f"COPY ({union} ORDER BY _source_file, _line_number) TO '{target}'")
+            con.execute(f"COPY ({union} ORDER BY _source_file, _line_number) TO {literal(target)}")
             out["quarantine"] = final / "quarantine.parquet"
         self._count(con, out)
         con.close()
@@ -110,7 +111,7 @@ class Delivery:
         return (self.work / "parts" / folder).is_dir()
 
     def _glob(self, folder: str) -> str:
-        return f"read_parquet('{self.work / 'parts' / folder}/*.parquet')"
+        return f"read_parquet({literal(self.work / 'parts' / folder / '*.parquet')})"
 
     def _unique(
         self, con: duckdb.DuckDBPyConnection, table: str, key: tuple[str, ...], target: Path
@@ -125,7 +126,7 @@ class Delivery:
         )
         con.execute(
             f"COPY (SELECT * EXCLUDE (_rank, _first) FROM ranked_{table} WHERE _rank = 1 "
-            f"ORDER BY {cols}) TO '{target}'"
+            f"ORDER BY {cols}) TO {literal(target)}"
         )
         shown = " || ', ' || ".join(f"CAST({k} AS VARCHAR)" for k in key)
         return (
@@ -140,7 +141,7 @@ class Delivery:
         con.execute(
             f"COPY (SELECT * FROM {self._glob(f'{table}_derived')} QUALIFY row_number() OVER "
             "(PARTITION BY loan_id ORDER BY as_of_period DESC, _source_file DESC, "
-            f"_line_number DESC) = 1 ORDER BY loan_id) TO '{target}'"
+            f"_line_number DESC) = 1 ORDER BY loan_id) TO {literal(target)}"
         )
         return target
 
@@ -150,14 +151,14 @@ class Delivery:
         for table in KEYS:
             if table in out:
                 for source, n in con.execute(
-                    f"SELECT _source_file, count(*) FROM '{out[table]}' GROUP BY 1"
+                    f"SELECT _source_file, count(*) FROM {literal(out[table])} GROUP BY 1"
                 ).fetchall():
                     if self._primary.get(source) == table:
                         landed[source] += n
         quarantined = Counter(
             dict(
                 con.execute(
-                    f"SELECT _source_file, count(*) FROM '{out['quarantine']}' GROUP BY 1"
+                    f"SELECT _source_file, count(*) FROM {literal(out['quarantine'])} GROUP BY 1"
                 ).fetchall()
             )
             if "quarantine" in out
@@ -183,7 +184,7 @@ def check_quarantine_limit(
     top = duckdb.execute(
         'SELECT "check", coalesce("column", \'-\') AS col, count(*) AS n, '
         f"arg_min(_source_file || ':' || _line_number || ' ' || reason, _line_number) AS example "
-        f"FROM '{quarantine}' GROUP BY ALL ORDER BY n DESC LIMIT 5"
+        f"FROM {literal(quarantine)} GROUP BY ALL ORDER BY n DESC LIMIT 5"
     ).fetchall()
     reasons = "\n".join(
         f"  {n:>9,}  {check:<12} {column:<24} e.g. {example}" for check, column, n, example in top

@@ -20,6 +20,7 @@ import pyarrow.csv as pacsv
 from pipelines.servicing_tape.formats import TABLE_CONTRACTS, FieldRule, FileKind
 from servicervault.contracts import contract
 from servicervault.errors import VaultError
+from servicervault.sql import literal
 
 NUMBER = r"-?[0-9]+(\.[0-9]*)?"
 WHOLE_NUMBER = r"-?[0-9]+(\.0*)?"
@@ -42,21 +43,17 @@ class ParsedBatch:
     rows_in: int
 
 
-def _q(value: object) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def _raw(rule: FieldRule, kind: FileKind) -> str:
     """SQL for the field's text after null tokens, prefix and code map; NULL when absent."""
     text = f"f[{rule.position}]"
     if kind.strip_quotes:
         text = f"trim({text}, ' \"')"
-    nulls = ", ".join(_q(t) for t in rule.null_tokens)
+    nulls = ", ".join(literal(t) for t in rule.null_tokens)
     text = f"CASE WHEN {text} IN ({nulls}) THEN NULL ELSE {text} END"
     if rule.first_chars:
         text = f"left({text}, {rule.first_chars})"
     if rule.code_map:
-        whens = " ".join(f"WHEN {_q(a)} THEN {_q(b)}" for a, b in rule.code_map)
+        whens = " ".join(f"WHEN {literal(a)} THEN {literal(b)}" for a, b in rule.code_map)
         text = f"CASE {text} {whens} ELSE {text} END"
     return text
 
@@ -67,7 +64,7 @@ def _typed(rule: FieldRule, raw: str) -> str:
     if col.type == "VARCHAR":
         return raw
     if col.type == "DATE":
-        return f"try_strptime({raw}, {_q(rule.date_format)})::DATE"
+        return f"try_strptime({raw}, {literal(rule.date_format)})::DATE"
     if col.type == "DOUBLE":
         return f"CASE WHEN regexp_full_match({raw}, '{NUMBER}') THEN CAST({raw} AS DOUBLE) END"
     if col.type in ("INTEGER", "BIGINT"):
@@ -98,12 +95,14 @@ def _checks(rule: FieldRule) -> list[str]:
         err(
             f'{raw} IS NOT NULL AND "{name}" IS NULL',
             "unreadable",
-            f"{_q(f'{name} ({rule.field_name}): cannot read {QUOTE}')} || {raw} || "
-            f"{_q(f'{QUOTE} as {expected}')}",
+            f"{literal(f'{name} ({rule.field_name}): cannot read {QUOTE}')} || {raw} || "
+            f"{literal(f'{QUOTE} as {expected}')}",
         )
     ]
     if not col.nullable:
-        out.append(err(f"{raw} IS NULL", "missing", _q(f"{name} ({rule.field_name}): missing")))
+        out.append(
+            err(f"{raw} IS NULL", "missing", literal(f"{name} ({rule.field_name}): missing"))
+        )
     if col.min is not None or col.max is not None:
         low = f'"{name}" < {col.min}' if col.min is not None else "false"
         high = f'"{name}" > {col.max}' if col.max is not None else "false"
@@ -115,7 +114,7 @@ def _checks(rule: FieldRule) -> list[str]:
             )
         )
     if col.allowed is not None:
-        values = ", ".join(_q(v) for v in col.allowed)
+        values = ", ".join(literal(v) for v in col.allowed)
         out.append(
             err(
                 f'"{name}" NOT IN ({values})',
@@ -146,7 +145,7 @@ def _parse_sql(kind: FileKind, truncated_line: int | None) -> str:
     )
     return f"""
 WITH split AS (
-  SELECT _line_number, line, string_split(line, {_q(kind.delimiter)}) AS f FROM lines
+  SELECT _line_number, line, string_split(line, {literal(kind.delimiter)}) AS f FROM lines
   {"WHERE _line_number > 1" if kind.header else ""}
 ),
 typed AS (
@@ -159,7 +158,7 @@ SELECT *,
     [{{'column': NULL, 'check': 'field_count', 'reason': CASE
        WHEN line = '' THEN 'empty line'
        {truncated}
-       ELSE 'line has ' || _n_fields || {_q(f" fields; {kind.label} expected")} END}}]
+       ELSE 'line has ' || _n_fields || {literal(f" fields; {kind.label} expected")} END}}]
   ELSE list_filter([
       {checks}
     ], x -> x IS NOT NULL)
@@ -227,7 +226,7 @@ def parse_file(
             con.register("lines", lines)
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE parsed AS SELECT *, "
-                f"{_q(snapshot_id)} AS _snapshot_id, {_q(source_file)} AS _source_file "
+                f"{literal(snapshot_id)} AS _snapshot_id, {literal(source_file)} AS _source_file "
                 f"FROM ({sql})"
             )
             con.unregister("lines")

@@ -23,6 +23,7 @@ from servicervault.config import Tenant
 from servicervault.dictionary import data_dictionary
 from servicervault.errors import NotReadyError
 from servicervault.ledger import new_run_id
+from servicervault.sql import literal
 from servicervault.stages.publish import analytics_path
 from servicervault.storage import Bucket, sha256_file
 
@@ -72,7 +73,7 @@ def drop(tenant: Tenant) -> DropResult:
             for table in tables:
                 local = Path(tmp) / f"{table}.parquet"
                 con.execute(
-                    f"COPY gold.\"{table}\" TO '{local}' (FORMAT parquet, COMPRESSION zstd)"
+                    f'COPY gold."{table}" TO {literal(local)} (FORMAT parquet, COMPRESSION zstd)'
                 )
                 key = f"{DROPS_PREFIX}{drop_id}/{table}.parquet"
                 bucket.put_file(local, key)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pyarrow.parquet as pq
 
@@ -212,8 +214,9 @@ def _load(
     staged: dict[str, list[Path]] = {}
     for job in info.metrics[load_id][0]["job_metrics"].values():
         if job.remote_url and job.table_name in TABLES:
+            # dlt reports file:// URLs, percent-encoded
             staged.setdefault(job.table_name, []).append(
-                Path(job.remote_url.removeprefix("file://"))
+                Path(url2pathname(urlparse(job.remote_url).path))
             )
     return load_id, staged
 

@@ -15,6 +15,7 @@ import duckdb
 
 from servicervault.config import Tenant
 from servicervault.contracts import all_contracts
+from servicervault.sql import literal
 from servicervault.stages.transform import WAREHOUSE_CATALOG
 from servicervault.stages.validate import warehouse_path
 
@@ -23,10 +24,6 @@ PUBLISHED_SCHEMAS = ("silver", "gold")
 
 def analytics_path(tenant: Tenant) -> Path:
     return tenant.home / "analytics.duckdb"
-
-
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def publish(tenant: Tenant, build_id: str, snapshot_ids: list[str]) -> dict[str, int]:
@@ -43,7 +40,7 @@ def publish(tenant: Tenant, build_id: str, snapshot_ids: list[str]) -> dict[str,
     try:
         # The alias must be SQLMesh's catalog name: its views refer to it.
         con.execute(
-            f"ATTACH {_sql_str(str(warehouse_path(tenant)))} AS {WAREHOUSE_CATALOG} (READ_ONLY)"
+            f"ATTACH {literal(str(warehouse_path(tenant)))} AS {WAREHOUSE_CATALOG} (READ_ONLY)"
         )
         tables = [tuple(t.split(".")) for t in sorted(all_contracts())]
         for schema in PUBLISHED_SCHEMAS:
@@ -73,6 +70,6 @@ def publish(tenant: Tenant, build_id: str, snapshot_ids: list[str]) -> dict[str,
 
 def _comment(con: duckdb.DuckDBPyConnection) -> None:
     for table, c in all_contracts().items():
-        con.execute(f"COMMENT ON TABLE {table} IS {_sql_str(c.description)}")
+        con.execute(f"COMMENT ON TABLE {table} IS {literal(c.description)}")
         for col in c.columns:
-            con.execute(f'COMMENT ON COLUMN {table}."{col.name}" IS {_sql_str(col.description)}')
+            con.execute(f'COMMENT ON COLUMN {table}."{col.name}" IS {literal(col.description)}')

@@ -204,3 +204,13 @@ def test_months_without_loan_attributes_fail_the_build_naming_the_audit(
     extract(tenant)
     with pytest.raises(TransformError, match="audit every_loan_month_has_a_loan failed for 1 row"):
         transform(tenant)
+
+
+def test_a_vault_home_with_a_quote_is_refused_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servicervault.config import ConfigError, vault_home
+
+    monkeypatch.setenv("VAULT_HOME", str(tmp_path / "o'brien"))
+    with pytest.raises(ConfigError, match="contains a quote"):
+        vault_home()
