@@ -76,15 +76,18 @@ def _run(tenant_id: str, stages: tuple[str, ...]) -> list:
     return records
 
 
-def _render_records(records: list) -> None:
-    typer.echo(f"{'stage':<10} {'status':<7} {'rows':>12} {'seconds':>8}  message")
+def _render_records(records: list, with_run_id: bool = False, full: bool = True) -> None:
+    """One line per stage record; ``full`` adds the rest of multi-line messages below it."""
+    lead = f"{'run id':<24}" if with_run_id else ""
+    typer.echo(f"{lead}{'stage':<10} {'status':<7} {'rows':>12} {'seconds':>8}  message")
     for r in records:
         first, *rest = r.message.splitlines() or [""]
         colour = typer.colors.GREEN if r.status == "ok" else typer.colors.RED
         status = typer.style(f"{r.status:<7}", fg=colour)
-        typer.echo(f"{r.stage:<10} {status} {r.rows:>12,} {r.seconds:>8.2f}  {first}")
-        for line in rest:
-            typer.echo(f"{'':>41}{line}")
+        run_id = f"{r.run_id:<24}" if with_run_id else ""
+        typer.echo(f"{run_id}{r.stage:<10} {status} {r.rows:>12,} {r.seconds:>8.2f}  {first}")
+        for line in rest if full else []:
+            typer.echo(f"{'':>{len(run_id) + 41}}{line}")
 
 
 @app.command()
@@ -277,16 +280,7 @@ def runs(
     if not records:
         typer.echo(f"no runs recorded for tenant {tenant!r} yet")
         return
-    typer.echo(f"{'run id':<24}", nl=False)
-    _render_records([])
-    for r in records:
-        typer.echo(f"{r.run_id:<24}", nl=False)
-        first = r.message.splitlines()[0] if r.message else ""
-        colour = typer.colors.GREEN if r.status == "ok" else typer.colors.RED
-        typer.echo(
-            f"{r.stage:<10} {typer.style(f'{r.status:<7}', fg=colour)} "
-            f"{r.rows:>12,} {r.seconds:>8.2f}  {first}"
-        )
+    _render_records(records, with_run_id=True, full=False)
 
 
 @tenants_app.command("list")
