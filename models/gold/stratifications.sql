@@ -23,7 +23,9 @@ MODEL (
 );
 
 WITH book AS (
-  /* Every active loan-month with the attributes it is stratified by. */
+  /* Every active loan-month with the attributes it is stratified by. Each numeric bucket is
+     defined once, by its edges, as an order number; its label is looked up from that number
+     (99 = attribute missing). */
   SELECT
     p.period,
     p.status,
@@ -34,15 +36,6 @@ WITH book AS (
     l.oltv,
     l.dti,
     CASE
-      WHEN l.fico IS NULL THEN 'missing'
-      WHEN l.fico < 620 THEN '<620'
-      WHEN l.fico < 660 THEN '620-659'
-      WHEN l.fico < 700 THEN '660-699'
-      WHEN l.fico < 740 THEN '700-739'
-      WHEN l.fico < 780 THEN '740-779'
-      ELSE '>=780'
-    END AS fico_bucket,
-    CASE
       WHEN l.fico IS NULL THEN 99
       WHEN l.fico < 620 THEN 1
       WHEN l.fico < 660 THEN 2
@@ -52,15 +45,6 @@ WITH book AS (
       ELSE 6
     END AS fico_order,
     CASE
-      WHEN l.oltv IS NULL THEN 'missing'
-      WHEN l.oltv <= 60 THEN '<=60'
-      WHEN l.oltv <= 70 THEN '60-70'
-      WHEN l.oltv <= 80 THEN '70-80'
-      WHEN l.oltv <= 90 THEN '80-90'
-      WHEN l.oltv <= 95 THEN '90-95'
-      ELSE '>95'
-    END AS ltv_bucket,
-    CASE
       WHEN l.oltv IS NULL THEN 99
       WHEN l.oltv <= 60 THEN 1
       WHEN l.oltv <= 70 THEN 2
@@ -69,15 +53,6 @@ WITH book AS (
       WHEN l.oltv <= 95 THEN 5
       ELSE 6
     END AS ltv_order,
-    CASE
-      WHEN l.dti IS NULL THEN 'missing'
-      WHEN l.dti <= 20 THEN '<=20'
-      WHEN l.dti <= 30 THEN '20-30'
-      WHEN l.dti <= 36 THEN '30-36'
-      WHEN l.dti <= 43 THEN '36-43'
-      WHEN l.dti <= 50 THEN '43-50'
-      ELSE '>50'
-    END AS dti_bucket,
     CASE
       WHEN l.dti IS NULL THEN 99
       WHEN l.dti <= 20 THEN 1
@@ -91,11 +66,7 @@ WITH book AS (
     CASE WHEN l.state IS NULL THEN 99 ELSE 1 END AS state_order,
     STRFTIME(@origination_month(l.orig_date, l.first_pay_date), '%Y') AS vintage_bucket,
     1 AS vintage_order,
-    CASE
-      WHEN COALESCE(m.current_rate, l.orig_rate) < 3 THEN '<3.0'
-      WHEN COALESCE(m.current_rate, l.orig_rate) >= 8 THEN '>=8.0'
-      ELSE '[' || PRINTF('%.1f', FLOOR(COALESCE(m.current_rate, l.orig_rate) * 2) / 2) || ',' || PRINTF('%.1f', FLOOR(COALESCE(m.current_rate, l.orig_rate) * 2) / 2 + 0.5) || ')'
-    END AS rate_bucket,
+    /* Half-point rate buckets [3.0,3.5) ... [7.5,8.0) are orders 2..11; below 3 is 1, from 8 is 12. */
     CASE
       WHEN COALESCE(m.current_rate, l.orig_rate) < 3 THEN 1
       WHEN COALESCE(m.current_rate, l.orig_rate) >= 8 THEN 12
@@ -110,6 +81,18 @@ WITH book AS (
     ON l.loan_id = p.loan_id
   WHERE
     p.is_active
+), labelled AS (
+  SELECT
+    *,
+    CASE WHEN fico_order = 99 THEN 'missing' ELSE ['<620', '620-659', '660-699', '700-739', '740-779', '>=780'][fico_order] END AS fico_bucket,
+    CASE WHEN ltv_order = 99 THEN 'missing' ELSE ['<=60', '60-70', '70-80', '80-90', '90-95', '>95'][ltv_order] END AS ltv_bucket,
+    CASE WHEN dti_order = 99 THEN 'missing' ELSE ['<=20', '20-30', '30-36', '36-43', '43-50', '>50'][dti_order] END AS dti_bucket,
+    CASE
+      WHEN rate_order = 1 THEN '<3.0'
+      WHEN rate_order = 12 THEN '>=8.0'
+      ELSE '[' || PRINTF('%.1f', (rate_order + 4) / 2.0) || ',' || PRINTF('%.1f', (rate_order + 5) / 2.0) || ')'
+    END AS rate_bucket
+  FROM book
 ), grouped AS (
   SELECT
     period,
@@ -136,7 +119,7 @@ WITH book AS (
     COALESCE(SUM(upb) FILTER (WHERE status IN ('dpd30', 'dpd60', 'dpd90p')), 0) AS dq30p_upb,
     COUNT(*) FILTER (WHERE status IN ('dpd60', 'dpd90p')) AS dq60p_loans,
     COALESCE(SUM(upb) FILTER (WHERE status IN ('dpd60', 'dpd90p')), 0) AS dq60p_upb
-  FROM book
+  FROM labelled
   GROUP BY
     GROUPING SETS (
       (period, fico_bucket, fico_order),
