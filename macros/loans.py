@@ -19,3 +19,16 @@ def origination_month(
         f"CAST({first_pay_date.sql('duckdb')} - INTERVAL 2 MONTH AS DATE))",
         dialect="duckdb",
     )
+
+
+@macro()
+def age_from_first_payment(
+    evaluator: MacroEvaluator, first_pay_date: exp.Expression, period: exp.Expression
+) -> exp.Expression:
+    """Loan age at ``period`` per PRODUCT.md when a tape does not report it: months from the
+    first payment date + 1 (the first payment month is age 1)."""
+    return parse_one(
+        f"CAST(DATE_DIFF('month', {first_pay_date.sql('duckdb')}, {period.sql('duckdb')}) + 1 "
+        "AS INT)",
+        dialect="duckdb",
+    )

@@ -49,7 +49,7 @@ WITH kinds AS (
     l.orig_upb,
     l.orig_term,
     l.product,
-    COALESCE(lm.loan_age, DATE_DIFF('month', l.first_pay_date, lm.period) + 1)
+    COALESCE(lm.loan_age, @age_from_first_payment(l.first_pay_date, lm.period))
     - CASE WHEN REGEXP_FULL_MATCH(lm.dlq_status, '[0-9]+') THEN CAST(lm.dlq_status AS INT) END AS paid
   FROM bronze.loan_month AS lm
   LEFT JOIN silver.loan AS l
@@ -62,7 +62,7 @@ WITH kinds AS (
     /* accuracy */
     CASE
       WHEN NOT loan_age IS NULL AND NOT first_pay_date IS NULL
-      THEN ABS(loan_age - (DATE_DIFF('month', first_pay_date, period) + 1)) <= 1
+      THEN ABS(loan_age - @age_from_first_payment(first_pay_date, period)) <= 1
     END AS acc_loan_age,
     CASE
       WHEN zero_balance_code IS NULL

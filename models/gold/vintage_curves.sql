@@ -49,7 +49,7 @@ WITH loans AS (
      counted once per age even when a tape reports ages that do not advance. */
   SELECT
     l.vintage,
-    CAST(DATE_DIFF('month', l.first_pay_date, p.period) + 1 AS INT) AS loan_age,
+    @age_from_first_payment(l.first_pay_date, p.period) AS loan_age,
     COUNT(*) AS observed_loans,
     COUNT(*) FILTER (WHERE p.is_active) AS active_loans,
     COALESCE(SUM(p.upb) FILTER (WHERE p.is_active), 0) AS active_upb,
@@ -79,7 +79,7 @@ WITH loans AS (
 ), exits_by_age AS (
   SELECT
     l.vintage,
-    CAST(DATE_DIFF('month', l.first_pay_date, e.period) + 1 AS INT) AS loan_age,
+    @age_from_first_payment(l.first_pay_date, e.period) AS loan_age,
     COUNT(*) FILTER (WHERE e.status = 'prepaid') AS prepaid_loans,
     COALESCE(SUM(e.upb) FILTER (WHERE e.status = 'prepaid'), 0) AS prepaid_upb,
     COUNT(*) FILTER (WHERE e.status = 'defaulted') AS defaulted_loans,

@@ -21,7 +21,7 @@ WITH months AS (
     m.current_upb,
     m.upb_at_removal,
     COALESCE(m.current_rate, l.orig_rate) AS rate,
-    COALESCE(m.loan_age, CAST(DATE_DIFF('month', l.first_pay_date, m.period) + 1 AS INT)) AS age,
+    COALESCE(m.loan_age, @age_from_first_payment(l.first_pay_date, m.period)) AS age,
     l.orig_rate / 1200.0 AS r0,
     l.orig_term AS n,
     l.orig_upb
