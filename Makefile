@@ -11,8 +11,10 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv .tools
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (Codespaces, CI images) Python would
+# otherwise recompile Great Expectations, SQLMesh and dlt on every run (GE's import: 7 s -> 3 s).
 .venv/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --group dev
+	$(UV) sync --frozen --group dev --compile-bytecode
 	@touch $@
 
 install: .venv/.installed
