@@ -1,29 +1,34 @@
 """A delivery: the new files of one extract, parsed, checked together, ready to land.
 
-Parsed batches are written as Parquet parts in a work folder; then one DuckDB pass over
-all parts quarantines keys delivered twice (across files too), keeps each loan's latest
-attributes where they repeat on monthly rows, and sorts rows by key (legacy files arrive
-sorted by date *as text*). Only then does anything go to dlt, so a delivery over the
-quarantine limit lands nothing.
+Every file is parsed into one DuckDB work database; then the delivery-wide checks run on
+it: keys delivered twice (across files too) are quarantined, and each loan keeps its
+latest attributes where they repeat on monthly rows, and rows are sorted by key (legacy
+files arrive sorted by date *as text*). Only then does anything go to dlt, so a delivery
+over the quarantine limit lands nothing.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pipelines.servicing_tape.parser import QUARANTINE_COLUMNS, ParsedBatch
+from pipelines.servicing_tape.formats import FileKind
+from pipelines.servicing_tape.parser import QUARANTINE_COLUMNS, TextFile, landed_rows, parse_files
 from servicervault.errors import VaultError
 from servicervault.sql import literal
 
 QUARANTINE_SELECT = ", ".join(f'"{c}"' for c in QUARANTINE_COLUMNS)
 KEYS = {"loan_month": ("loan_id", "period"), "loan": ("loan_id",)}
+# What one extract's DuckDB may hold in memory before spilling to its work folder: with the
+# Python process around it, a run stays well under 2 GiB whatever the delivery's size.
+MEMORY_LIMIT = "1GB"
+# Text parsed by one query: large enough to keep both cores busy and DuckDB's per-query cost
+# negligible, small enough that a group's lines stay within the memory limit.
+GROUP_BYTES = 256 << 20
 
 
 class QuarantineLimitExceeded(VaultError):
@@ -40,6 +45,7 @@ class TapeFile:
     bytes: int
     gzip: bool = False
     etag: str | None = None  # the server's content tag, to recognise the file without a download
+    truncated_line: int | None = None  # the number of a last line with no newline after it
     kind: str = ""
     rows_in: int = 0
     rows_landed: int = 0
@@ -60,104 +66,143 @@ class TapeFile:
 
 
 class Delivery:
-    def __init__(self, work_dir: Path) -> None:
+    """The files of one extract, parsed into one in-memory DuckDB, a table per group of files.
+
+    DuckDB keeps at most ``MEMORY_LIMIT`` in memory and spills the rest to the work folder,
+    so a delivery of any size parses in bounded memory.
+    """
+
+    def __init__(self, work_dir: Path, snapshot_id: str) -> None:
+        work_dir.mkdir(parents=True, exist_ok=True)
         self.work = work_dir
+        self.snapshot_id = snapshot_id
         self.files: list[TapeFile] = []
-        self._primary: dict[str, str] = {}  # file key -> its primary table
-        self._parts = 0
+        self._kinds: list[FileKind] = []  # each file's kind
+        self._parsed: list[tuple[FileKind, str]] = []  # each group's kind and table
+        self._quarantine: list[str] = []  # tables of bad rows
+        self.con = duckdb.connect()
+        self.con.execute(f"SET memory_limit = {literal(MEMORY_LIMIT)}")
+        self.con.execute(f"SET temp_directory = {literal(work_dir / 'spill')}")
 
-    def add(self, tape: TapeFile, primary: str, batches: Iterator[ParsedBatch]) -> None:
-        """Write a file's parsed batches as parts; derived tables go to ``<table>_derived``."""
+    def add(self, tape: TapeFile, kind: FileKind) -> None:
+        """Queue a file for parsing as ``kind``."""
         self.files.append(tape)
-        self._primary[tape.key] = primary
-        for batch in batches:
-            tape.rows_in += batch.rows_in
-            for table, rows in batch.tables.items():
-                self._write(rows, table if table == primary else f"{table}_derived")
-            self._write(batch.quarantine, "quarantine")
+        self._kinds.append(kind)
 
-    def _write(self, rows: pa.Table, folder: str) -> None:
-        if rows.num_rows:
-            path = self.work / "parts" / folder / f"{self._parts:06d}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(rows, path)
-            self._parts += 1
+    def finish(self, progress: Callable[[str], None] | None = None) -> dict[str, Path]:
+        """Parse the files, then the final tables (loan_month, loan, quarantine) after the
+        delivery-wide checks."""
+        try:
+            for tapes, kind in self._groups():
+                if progress:
+                    progress(f"  parsing {len(tapes)} {kind.name} file(s), {tapes[0].key} ...")
+                self._parse(tapes, kind)
+            return self._final()
+        finally:
+            self.con.close()
 
-    def finish(self) -> dict[str, Path]:
-        """Final tables (loan_month, loan, quarantine) after delivery-wide checks."""
+    def _groups(self) -> list[tuple[list[TapeFile], FileKind]]:
+        """Consecutive files of one kind, up to ``GROUP_BYTES`` of text per group."""
+        groups: list[tuple[list[TapeFile], FileKind]] = []
+        size = 0
+        for tape, kind in zip(self.files, self._kinds, strict=True):
+            text_bytes = tape.path.stat().st_size  # decompressed, for a gzip delivery
+            if not groups or kind != groups[-1][1] or size + text_bytes > GROUP_BYTES:
+                groups.append(([], kind))
+                size = 0
+            groups[-1][0].append(tape)
+            size += text_bytes
+        return groups
+
+    def _parse(self, tapes: list[TapeFile], kind: FileKind) -> None:
+        table = f"parsed_{len(self._parsed)}"
+        texts = [TextFile(t.path, t.key, t.truncated_line) for t in tapes]
+        parsed = parse_files(self.con, texts, kind, self.snapshot_id, table)
+        self._parsed.append((kind, table))
+        for tape in tapes:
+            tape.rows_in = parsed.rows_in.get(tape.key, 0)
+        if parsed.quarantine is not None:
+            parsed.quarantine.create(f"quarantine_{len(self._parsed)}")
+            self._quarantine.append(f"quarantine_{len(self._parsed)}")
+
+    def _final(self) -> dict[str, Path]:
         final = self.work / "final"
         final.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect()
-        con.execute(f"SET temp_directory = {literal(self.work / 'spill')}")
         out: dict[str, Path] = {}
-        quarantine = [self._glob("quarantine")] if self._has("quarantine") else []
+        quarantine = list(self._quarantine)
         for table, key in KEYS.items():
-            if self._has(table):
-                duplicates = self._unique(con, table, key, final / f"{table}.parquet")
-                out[table] = final / f"{table}.parquet"
+            if primary := self._landed(table, primary=True):
+                kept, duplicates = self._unique(primary, table, key)
                 quarantine.append(duplicates)
-            elif self._has(f"{table}_derived"):
-                out[table] = self._latest(con, table, final / f"{table}.parquet")
+                out[table] = self._copy(
+                    f"{kept} ORDER BY {', '.join(key)}", final / f"{table}.parquet"
+                )
+            elif derived := self._landed(table, primary=False):
+                out[table] = self._copy(
+                    f"{_latest(derived)} ORDER BY loan_id", final / f"{table}.parquet"
+                )
         if quarantine:
             union = " UNION ALL ".join(f"SELECT {QUARANTINE_SELECT} FROM {q}" for q in quarantine)
-            target = final / "quarantine.parquet"
-            con.execute(f"COPY ({union} ORDER BY _source_file, _line_number) TO {literal(target)}")
-            out["quarantine"] = final / "quarantine.parquet"
-        self._count(con, out)
-        con.close()
+            out["quarantine"] = self._copy(
+                f"{union} ORDER BY _source_file, _line_number", final / "quarantine.parquet"
+            )
+        self._count(out)
         return out
 
-    def _has(self, folder: str) -> bool:
-        return (self.work / "parts" / folder).is_dir()
+    def _landed(self, table: str, primary: bool) -> str | None:
+        """SQL for the rows landing in ``table`` from kinds that feed it as their primary
+        table (or as a derived one); None when no file of the delivery feeds it that way."""
+        parts = [
+            f"({landed_rows(kind, table, parsed)})"
+            for kind, parsed in self._parsed
+            if table in kind.tables and (kind.tables[0] == table) == primary
+        ]
+        return " UNION ALL ".join(parts) or None
 
-    def _glob(self, folder: str) -> str:
-        return f"read_parquet({literal(self.work / 'parts' / folder / '*.parquet')})"
-
-    def _unique(
-        self, con: duckdb.DuckDBPyConnection, table: str, key: tuple[str, ...], target: Path
-    ) -> str:
-        """Keep the first delivery of each key; return SQL for the duplicates' quarantine rows."""
-        cols = ", ".join(key)
-        con.execute(
-            f"CREATE TEMP TABLE ranked_{table} AS SELECT *, row_number() OVER w AS _rank, "
-            "first_value(_source_file || ':' || _line_number) OVER w AS _first "
-            f"FROM {self._glob(table)} "
-            f"WINDOW w AS (PARTITION BY {cols} ORDER BY _source_file, _line_number)"
-        )
-        con.execute(
-            f"COPY (SELECT * EXCLUDE (_rank, _first) FROM ranked_{table} WHERE _rank = 1 "
-            f"ORDER BY {cols}) TO {literal(target)}"
-        )
-        shown = " || ', ' || ".join(f"CAST({k} AS VARCHAR)" for k in key)
-        return (
-            "(SELECT _snapshot_id, _source_file, _line_number, 'loan_id' AS column, "
-            f"'duplicate' AS check, 'duplicate key ({cols}) = (' || {shown} || '), "
-            "first delivered at ' || _first AS reason, NULL::VARCHAR AS raw_line "
-            f"FROM ranked_{table} WHERE _rank > 1)"
-        )
-
-    def _latest(self, con: duckdb.DuckDBPyConnection, table: str, target: Path) -> Path:
-        """Attributes repeated on monthly rows: one row per loan, from its latest period."""
-        con.execute(
-            f"COPY (SELECT * FROM {self._glob(f'{table}_derived')} QUALIFY row_number() OVER "
-            "(PARTITION BY loan_id ORDER BY as_of_period DESC, _source_file DESC, "
-            f"_line_number DESC) = 1 ORDER BY loan_id) TO {literal(target)}"
-        )
+    def _copy(self, query: str, target: Path) -> Path:
+        self.con.execute(f"COPY ({query}) TO {literal(target)} (FORMAT parquet)")
         return target
 
-    def _count(self, con: duckdb.DuckDBPyConnection, out: dict[str, Path]) -> None:
+    def _unique(self, rows: str, table: str, key: tuple[str, ...]) -> tuple[str, str]:
+        """SQL for the first delivery of each key, and for the later ones' quarantine rows.
+
+        Keys are counted first, so only the rows of a duplicated key (usually none) are ranked.
+        """
+        cols = ", ".join(key)
+        self.con.execute(
+            f"CREATE TEMP TABLE ranked_{table} AS SELECT r.*, row_number() OVER w AS _rank, "
+            "first_value(_source_file || ':' || _line_number) OVER w AS _first "
+            f"FROM ({rows}) AS r SEMI JOIN ("
+            f"SELECT {cols} FROM ({rows}) GROUP BY ALL HAVING count(*) > 1) AS d USING ({cols}) "
+            f"WINDOW w AS (PARTITION BY {cols} ORDER BY _source_file, _line_number)"
+        )
+        later = f"ranked_{table} WHERE _rank > 1"
+        kept = (
+            f"SELECT r.* FROM ({rows}) AS r ANTI JOIN (SELECT _source_file, _line_number "
+            f"FROM {later}) AS d USING (_source_file, _line_number)"
+        )
+        shown = " || ', ' || ".join(f"CAST({k} AS VARCHAR)" for k in key)
+        duplicates = (
+            "(SELECT _snapshot_id, _source_file, _line_number, 'loan_id' AS column, "
+            f"'duplicate' AS check, 'duplicate key ({cols}) = (' || {shown} || '), "
+            f"first delivered at ' || _first AS reason, NULL::VARCHAR AS raw_line FROM {later})"
+        )
+        return kept, duplicates
+
+    def _count(self, out: dict[str, Path]) -> None:
         """Per-file rows landed and quarantined; every row in must be accounted for."""
+        primary = {t.key: k.tables[0] for t, k in zip(self.files, self._kinds, strict=True)}
         landed: Counter[str] = Counter()
         for table in KEYS:
             if table in out:
-                for source, n in con.execute(
+                for source, n in self.con.execute(
                     f"SELECT _source_file, count(*) FROM {literal(out[table])} GROUP BY 1"
                 ).fetchall():
-                    if self._primary.get(source) == table:
+                    if primary.get(source) == table:
                         landed[source] += n
         quarantined = Counter(
             dict(
-                con.execute(
+                self.con.execute(
                     f"SELECT _source_file, count(*) FROM {literal(out['quarantine'])} GROUP BY 1"
                 ).fetchall()
             )
@@ -193,4 +238,12 @@ def check_quarantine_limit(
         f"{bad:,} of {rows_in:,} rows ({bad * 100 / rows_in:.2f} %) broke their contract, "
         f"above the limit of {limit_pct:g} % (quarantine_limit_pct); nothing landed. "
         f"Top reasons:\n{reasons}"
+    )
+
+
+def _latest(rows: str) -> str:
+    """Attributes repeated on monthly rows: one row per loan, from its latest period."""
+    return (
+        f"SELECT * FROM ({rows}) QUALIFY row_number() OVER (PARTITION BY loan_id "
+        "ORDER BY as_of_period DESC, _source_file DESC, _line_number DESC) = 1"
     )

@@ -1,21 +1,21 @@
-"""Parse tape files into canonical, typed Arrow tables, with row-level quarantine.
+"""Parse tape files into canonical, typed tables, with row-level quarantine.
 
-Lines are read by Arrow's streaming CSV reader as whole lines (so every row keeps its line
-number), then split, normalised, typed and checked by one DuckDB query generated from the
-file kind's rules and the contracts. No Python code touches individual rows. A row that
-breaks its contract goes to quarantine with its line, column, check and reason; rows in =
-rows out + rows quarantined, for every file.
+DuckDB reads each file as whole, numbered lines (its CSV reader, in parallel, with a
+delimiter that never occurs in a tape), and one query generated from the file kind's rules
+and the contracts splits, normalises, types and checks every row. No Python code touches
+rows. Why a row is bad is worked out only for the (few) bad rows, by a second query over
+their raw lines, so a clean tape pays for one cheap "is anything wrong" test per row. A
+row that breaks its contract goes to quarantine with its line, column, check and reason;
+rows in = rows landed + rows quarantined, for every file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from pipelines.servicing_tape.formats import TABLE_CONTRACTS, FieldRule, FileKind
 from servicervault.contracts import contract
@@ -26,8 +26,7 @@ NUMBER = r"-?[0-9]+(\.[0-9]*)?"
 WHOLE_NUMBER = r"-?[0-9]+(\.0*)?"
 LINEAGE = ("_snapshot_id", "_source_file", "_line_number")
 QUARANTINE_COLUMNS = (*LINEAGE, "column", "check", "reason", "raw_line")
-BATCH_BYTES = 64 << 20
-# A byte that never occurs in a tape, so Arrow's CSV reader hands over each line whole.
+# A byte that never occurs in a tape, so the CSV reader hands over each line whole.
 _WHOLE_LINE = "\x1f"
 QUOTE = "'"
 
@@ -37,10 +36,25 @@ class TapeError(VaultError):
 
 
 @dataclass(frozen=True)
-class ParsedBatch:
-    tables: dict[str, pa.Table]  # per kind table: rows that passed every check
-    quarantine: pa.Table
-    rows_in: int
+class TextFile:
+    """A file to parse: where it is, the name it was delivered as, and the number of its last
+    line when that has no newline after it (a cut-off upload)."""
+
+    path: Path
+    source_file: str
+    truncated_line: int | None = None
+
+
+@dataclass(frozen=True)
+class ParsedFiles:
+    rows_in: dict[str, int]  # per source file
+    quarantine: duckdb.DuckDBPyRelation | None  # bad rows with column, check and reason
+
+
+@dataclass(frozen=True)
+class _Check:
+    condition: str  # SQL, true when the row breaks the rule
+    error: str  # SQL struct {column, check, reason}
 
 
 def _raw(rule: FieldRule, kind: FileKind) -> str:
@@ -48,8 +62,11 @@ def _raw(rule: FieldRule, kind: FileKind) -> str:
     text = f"f[{rule.position}]"
     if kind.strip_quotes:
         text = f"trim({text}, ' \"')"
-    nulls = ", ".join(literal(t) for t in rule.null_tokens)
-    text = f"CASE WHEN {text} IN ({nulls}) THEN NULL ELSE {text} END"
+    if len(rule.null_tokens) == 1:
+        text = f"nullif({text}, {literal(rule.null_tokens[0])})"
+    elif rule.null_tokens:
+        nulls = ", ".join(literal(t) for t in rule.null_tokens)
+        text = f"CASE WHEN {text} IN ({nulls}) THEN NULL ELSE {text} END"
     if rule.first_chars:
         text = f"left({text}, {rule.first_chars})"
     if rule.code_map:
@@ -75,8 +92,8 @@ def _typed(rule: FieldRule, raw: str) -> str:
     raise ValueError(f"contract type {col.type} cannot be parsed from a tape")
 
 
-def _checks(rule: FieldRule) -> list[str]:
-    """SQL yielding {column, check, reason} when the value breaks the contract, else NULL.
+def _checks(rule: FieldRule) -> list[_Check]:
+    """The contract's checks of one column.
 
     Field names and formats can come from a tenant's config, so every text enters the SQL
     as an escaped literal."""
@@ -85,14 +102,11 @@ def _checks(rule: FieldRule) -> list[str]:
     shape = rule.date_format or col.type
     expected = f"{col.type} ({shape})" if rule.date_format else col.type
 
-    def err(condition: str, check: str, reason: str) -> str:
-        return (
-            f"CASE WHEN {condition} THEN "
-            f"{{'column': '{name}', 'check': '{check}', 'reason': {reason}}} END"
-        )
+    def check(condition: str, kind: str, reason: str) -> _Check:
+        return _Check(condition, f"{{'column': '{name}', 'check': '{kind}', 'reason': {reason}}}")
 
     out = [
-        err(
+        check(
             f'{raw} IS NOT NULL AND "{name}" IS NULL',
             "unreadable",
             f"{literal(f'{name} ({rule.field_name}): cannot read {QUOTE}')} || {raw} || "
@@ -101,13 +115,13 @@ def _checks(rule: FieldRule) -> list[str]:
     ]
     if not col.nullable:
         out.append(
-            err(f"{raw} IS NULL", "missing", literal(f"{name} ({rule.field_name}): missing"))
+            check(f"{raw} IS NULL", "missing", literal(f"{name} ({rule.field_name}): missing"))
         )
     if col.min is not None or col.max is not None:
         low = f'"{name}" < {col.min}' if col.min is not None else "false"
         high = f'"{name}" > {col.max}' if col.max is not None else "false"
         out.append(
-            err(
+            check(
                 f"{low} OR {high}",
                 "out_of_range",
                 f"'{name}: ' || \"{name}\" || ' outside [{col.min}, {col.max}]'",
@@ -116,7 +130,7 @@ def _checks(rule: FieldRule) -> list[str]:
     if col.allowed is not None:
         values = ", ".join(literal(v) for v in col.allowed)
         out.append(
-            err(
+            check(
                 f'"{name}" NOT IN ({values})',
                 "not_allowed",
                 f"'{name}: ''' || \"{name}\" || ''' is not one of {', '.join(col.allowed)}'",
@@ -125,49 +139,73 @@ def _checks(rule: FieldRule) -> list[str]:
     return out
 
 
-def _parse_sql(kind: FileKind, truncated_line: int | None) -> str:
-    """One query for the file kind: split, normalise, type and check every column."""
+def _rules(kind: FileKind) -> dict[str, FieldRule]:
     rules: dict[str, FieldRule] = {}
     for table in kind.tables:
         for rule in kind.rules[table]:
             rules.setdefault(rule.column.name, rule)
-    typed = ",\n    ".join(
-        f'{_raw(r, kind)} AS "raw_{n}", {_typed(r, _raw(r, kind))} AS "{n}"'
-        for n, r in rules.items()
-    )
-    checks = ",\n      ".join(chk for r in rules.values() for chk in _checks(r))
-    counts = ", ".join(str(n) for n in kind.field_counts)
-    truncated = (
-        f"WHEN _line_number = {truncated_line} THEN 'truncated last line: ' || _n_fields || "
-        "' fields and no newline at the end of the file (was the upload cut off?)'"
-        if truncated_line
-        else ""
-    )
+    return rules
+
+
+def _typed_sql(kind: FileKind, lines: str) -> str:
+    """Split, normalise and type every line of ``lines`` (``_line_number``, ``line``)."""
+    rules = _rules(kind)
+    raws = ",\n    ".join(f'{_raw(r, kind)} AS "raw_{n}"' for n, r in rules.items())
+    typed = ",\n    ".join(f'{_typed(r, f"raw_{n}")} AS "{n}"' for n, r in rules.items())
     return f"""
 WITH split AS (
-  SELECT _line_number, line, string_split(line, {literal(kind.delimiter)}) AS f FROM lines
+  SELECT *, string_split(line, {literal(kind.delimiter)}) AS f FROM {lines}
   {"WHERE _line_number > 1" if kind.header else ""}
 ),
-typed AS (
-  SELECT _line_number, line, len(f) AS _n_fields,
-    {typed}
+raw AS (
+  SELECT * EXCLUDE (f), len(f) AS _n_fields,
+    {raws}
   FROM split
 )
 SELECT *,
-  CASE WHEN _n_fields NOT IN ({counts}) THEN
-    [{{'column': NULL, 'check': 'field_count', 'reason': CASE
-       WHEN line = '' THEN 'empty line'
-       {truncated}
-       ELSE 'line has ' || _n_fields || {literal(f" fields; {kind.label} expected")} END}}]
-  ELSE list_filter([
-      {checks}
-    ], x -> x IS NOT NULL)
-  END AS _errors
-FROM typed
+    {typed}
+FROM raw
 """
 
 
-def _landed_columns(kind: FileKind, table: str) -> str:
+def _parse_sql(kind: FileKind, lines: str) -> str:
+    """Typed rows plus ``_bad``: wrong field count or any contract check broken."""
+    conditions = " OR ".join(f"({c.condition})" for r in _rules(kind).values() for c in _checks(r))
+    counts = ", ".join(str(n) for n in kind.field_counts)
+    return (
+        f"SELECT *, _n_fields NOT IN ({counts}) OR coalesce({conditions}, false) AS _bad "
+        f"FROM ({_typed_sql(kind, lines)})"
+    )
+
+
+def _errors_sql(kind: FileKind, lines: str) -> str:
+    """Every broken check of each line of ``lines`` as a list of {column, check, reason}.
+
+    ``_truncated_line`` is the number of a file's last line if it has no newline after it,
+    so a short last line is reported as a cut-off upload rather than a wrong field count."""
+    errors = ",\n      ".join(
+        f"CASE WHEN {c.condition} THEN {c.error} END"
+        for r in _rules(kind).values()
+        for c in _checks(r)
+    )
+    counts = ", ".join(str(n) for n in kind.field_counts)
+    return f"""
+SELECT _source_file, _line_number, line,
+  CASE WHEN _n_fields NOT IN ({counts}) THEN
+    [{{'column': NULL, 'check': 'field_count', 'reason': CASE
+       WHEN line = '' THEN 'empty line'
+       WHEN _line_number = _truncated_line THEN 'truncated last line: ' || _n_fields ||
+         ' fields and no newline at the end of the file (was the upload cut off?)'
+       ELSE 'line has ' || _n_fields || {literal(f" fields; {kind.label} expected")} END}}]
+  ELSE list_filter([
+      {errors}
+    ], x -> x IS NOT NULL)
+  END AS _errors
+FROM ({_typed_sql(kind, lines)})
+"""
+
+
+def landed_columns(kind: FileKind, table: str) -> str:
     """Every deliverable contract column, NULL where this kind has no such field, so every
     snapshot of a table has one schema whatever the format it came from."""
     delivered = {r.column.name for r in kind.rules[table]}
@@ -179,81 +217,88 @@ def _landed_columns(kind: FileKind, table: str) -> str:
     return ", ".join([*columns, *LINEAGE])
 
 
-def read_lines(path: Path) -> pacsv.CSVStreamingReader:
-    """Stream a text file as batches of whole lines."""
-    return pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(
-            column_names=["line"], block_size=BATCH_BYTES, use_threads=True
-        ),
-        parse_options=pacsv.ParseOptions(
-            delimiter=_WHOLE_LINE,
-            quote_char=False,
-            escape_char=False,
-            ignore_empty_lines=False,
-        ),
-        convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}),
+def _lines_sql(files: list[TextFile]) -> str:
+    """The files as whole lines numbered per file; an empty line is '' (the reader gives NULL).
+
+    DuckDB reads the files in list order and keeps each file's lines in order, so a line's
+    number is its row number minus the row number of its file's first line."""
+    paths = ", ".join(literal(f.path) for f in files)
+    inputs = ", ".join(
+        f"({literal(f.path)}, {literal(f.source_file)}, {f.truncated_line or 'NULL'})"
+        for f in files
     )
+    return f"""(
+  WITH numbered AS MATERIALIZED (
+    SELECT row_number() OVER () AS _row, filename, coalesce(line, '') AS line
+    FROM read_csv([{paths}], columns = {{'line': 'VARCHAR'}}, delim = {literal(_WHOLE_LINE)},
+      quote = '', escape = '', header = false, auto_detect = false, strict_mode = true,
+      filename = true)
+  ), firsts AS (
+    SELECT filename, min(_row) AS _first FROM numbered GROUP BY filename
+  )
+  SELECT _row - _first + 1 AS _line_number, _source_file, _truncated_line, line
+  FROM numbered
+  JOIN firsts USING (filename)
+  JOIN (VALUES {inputs}) AS inputs(filename, _source_file, _truncated_line) USING (filename)
+)"""
 
 
-def parse_file(
-    path: Path,
+def parse_files(
+    con: duckdb.DuckDBPyConnection,
+    files: list[TextFile],
     kind: FileKind,
-    source_file: str,
     snapshot_id: str,
-    truncated_line: int | None = None,
-) -> Iterator[ParsedBatch]:
-    """Parse ``path`` batch by batch; memory is bounded by the batch size, not the file.
+    target: str = "parsed",
+) -> ParsedFiles:
+    """Parse ``files``, all of one kind, into a new table ``target`` of ``con``.
 
-    ``truncated_line`` is the number of a last line that has no newline after it, so a
-    short last line is reported as a cut-off upload rather than as a wrong field count.
+    One query for many files keeps DuckDB's per-query cost off every file and gives it
+    enough rows to use every core; it spills to its temp directory, so memory is bounded
+    by its limit, not by the files.
     """
-    sql = _parse_sql(kind, truncated_line)
-    selects = {table: _landed_columns(kind, table) for table in kind.tables}
-    primary, *derived = kind.tables
-    con = duckdb.connect()
-    first_line = 1
+    rules = _rules(kind)
+    columns = ", ".join(f'"{name}"' for name in rules)
     try:
-        for batch in read_lines(path):
-            n = batch.num_rows
-            lines = pa.table(
-                {
-                    "_line_number": pa.array(range(first_line, first_line + n), pa.int64()),
-                    "line": batch.column("line"),
-                }
-            )
-            first_line += n
-            con.register("lines", lines)
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE parsed AS SELECT *, "
-                f"{literal(snapshot_id)} AS _snapshot_id, {literal(source_file)} AS _source_file "
-                f"FROM ({sql})"
-            )
-            con.unregister("lines")
-            tables = {
-                primary: con.sql(
-                    f"SELECT {selects[primary]} FROM parsed WHERE len(_errors) = 0 "
-                    "ORDER BY _line_number"
-                ).to_arrow_table()
-            }
-            for table in derived:
-                # Attributes repeated on every monthly row: keep each loan's latest.
-                tables[table] = con.sql(
-                    f"SELECT {selects[table]} FROM parsed WHERE len(_errors) = 0 QUALIFY "
-                    "row_number() OVER (PARTITION BY loan_id "
-                    "ORDER BY as_of_period DESC, _line_number DESC) = 1 ORDER BY _line_number"
-                ).to_arrow_table()
-            quarantine = con.sql(
-                "SELECT _snapshot_id, _source_file, _line_number, _errors[1].column AS column, "
-                "_errors[1].check AS check, "
-                "array_to_string(list_transform(_errors, x -> x.reason), '; ') AS reason, "
-                "line AS raw_line FROM parsed WHERE len(_errors) > 0 ORDER BY _line_number"
-            ).to_arrow_table()
-            rows_in = n - (1 if kind.header and lines["_line_number"][0].as_py() == 1 else 0)
-            yield ParsedBatch(tables=tables, quarantine=quarantine, rows_in=rows_in)
-    except pa.ArrowInvalid as exc:
-        raise TapeError(
-            f"{source_file}: cannot be read as text near line {first_line}: {exc}"
-        ) from None
-    finally:
-        con.close()
+        # Numbering lines is sequential; they are stored first so parsing is parallel.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS SELECT * FROM {_lines_sql(files)}")
+        con.execute(
+            f"CREATE TABLE {target} AS SELECT {literal(snapshot_id)} AS _snapshot_id, "
+            f"_source_file, _line_number, {columns}, _bad, "
+            f"CASE WHEN _bad THEN line END AS line, "
+            f"CASE WHEN _bad THEN _truncated_line END AS _truncated_line "
+            f"FROM ({_parse_sql(kind, 'lines')})"
+        )
+        con.execute("DROP TABLE lines")
+    except duckdb.InvalidInputException as exc:
+        raise _unreadable(exc, files) from None
+    rows_in = dict(
+        con.execute(f"SELECT _source_file, count(*) FROM {target} GROUP BY 1").fetchall()
+    )
+    [(bad,)] = con.execute(f"SELECT count(*) FROM {target} WHERE _bad").fetchall()
+    bad_lines = (
+        f"(SELECT _source_file, _line_number, _truncated_line, line FROM {target} WHERE _bad)"
+    )
+    quarantine = con.sql(
+        f"SELECT {literal(snapshot_id)} AS _snapshot_id, _source_file, _line_number, "
+        "_errors[1].column AS column, _errors[1].check AS check, "
+        "array_to_string(list_transform(_errors, x -> x.reason), '; ') AS reason, "
+        f"line AS raw_line FROM ({_errors_sql(kind, bad_lines)}) "
+        "ORDER BY _source_file, _line_number"
+    )
+    return ParsedFiles(rows_in=rows_in, quarantine=quarantine if bad else None)
+
+
+def _unreadable(exc: duckdb.Error, files: list[TextFile]) -> TapeError:
+    """The reader's error, told with the file's delivered name and line."""
+    message = str(exc)
+    path = re.search(r"^\s*file = (.+)$", message, re.MULTILINE)
+    names = {str(f.path): f.source_file for f in files}
+    name = names.get(path.group(1).strip(), path.group(1).strip()) if path else files[0].source_file
+    line = re.search(r"on Line: (\d+)", message)
+    near = f" near line {line.group(1)}" if line else ""
+    return TapeError(f"{name}: cannot be read as text{near}: {message.splitlines()[0]}")
+
+
+def landed_rows(kind: FileKind, table: str, parsed: str = "parsed") -> str:
+    """SQL for the rows of ``parsed`` (parsed as ``kind``) that land in ``table``."""
+    return f"SELECT {landed_columns(kind, table)} FROM {parsed} WHERE NOT _bad"

@@ -1,8 +1,10 @@
-"""dlt source for servicing tapes: a checked delivery's tables, loaded as Arrow batches.
+"""dlt source for servicing tapes: a checked delivery's Parquet files, imported as they are.
 
-Arrow items take dlt's fast path (no row-by-row normalisation); one dlt load is one file
-set per table. Parsing and delivery-wide checks happen before (``delivery.py``), so dlt
-only ever sees rows that are fit to land.
+The delivery's DuckDB already wrote each final table as Parquet, so dlt imports those files
+into its load package (``with_file_import``) instead of decoding and re-encoding every row;
+the file's Arrow schema is the table's schema hint. One dlt load is one file per table.
+Parsing and delivery-wide checks happen before (``delivery.py``), so dlt only ever sees
+rows that are fit to land.
 """
 
 from __future__ import annotations
@@ -11,20 +13,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dlt
-import pyarrow as pa
 import pyarrow.parquet as pq
-
-BATCH_ROWS = 250_000
 
 
 @dlt.source(name="servicing_tape")
-def servicing_tape(tables: dict[str, Path]) -> object:
-    """Every final table of the delivery, routed to the dlt table of the same name."""
+def servicing_tape(tables: dict[str, Path]) -> list[object]:
+    """One resource per final table of the delivery, named as its dlt table."""
+    return [
+        dlt.resource(_imported(path), name=name, write_disposition="append", file_format="parquet")
+        for name, path in tables.items()
+    ]
 
-    @dlt.resource(name="tape_rows", write_disposition="append", file_format="parquet")
-    def tape_rows() -> Iterator[object]:
-        for name, path in tables.items():
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
-                yield dlt.mark.with_table_name(pa.Table.from_batches([batch]), name)
 
-    return tape_rows
+def _imported(path: Path) -> Iterator[object]:
+    meta = pq.read_metadata(path)
+    schema = meta.schema.to_arrow_schema().empty_table()
+    yield dlt.mark.with_file_import(str(path), "parquet", meta.num_rows, hints=schema)

@@ -142,10 +142,8 @@ def _parse_delivery(
         detect_delimited,
         detect_kind,
     )
-    from pipelines.servicing_tape.parser import parse_file
 
     work.mkdir(parents=True, exist_ok=True)
-    delivery = Delivery(work)
     problems = []
     plans = []
     for i, tape in enumerate(files):
@@ -163,13 +161,14 @@ def _parse_delivery(
             problems.append(str(exc))
             continue
         tape.kind = kind.name
-        plans.append((tape, kind, text))
+        tape.truncated_line = text.truncated_line
+        plans.append((tape, kind))
     if problems:
         raise ExtractError(_nothing_landed(problems))
-    for tape, kind, text in plans:
-        batches = parse_file(tape.path, kind, tape.key, snapshot_id, text.truncated_line)
-        delivery.add(tape, kind.tables[0], batches)
-    tables = delivery.finish()
+    delivery = Delivery(work, snapshot_id)
+    for tape, kind in plans:
+        delivery.add(tape, kind)
+    tables = delivery.finish(say)
     for tape in files:
         say(
             f"  {tape.key} ({tape.kind}): {tape.rows_in:,} rows, {tape.rows_landed:,} landed, "

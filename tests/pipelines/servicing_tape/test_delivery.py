@@ -13,19 +13,17 @@ from pipelines.servicing_tape.delivery import (
     check_quarantine_limit,
 )
 from pipelines.servicing_tape.formats import file_kinds
-from pipelines.servicing_tape.parser import parse_file
 from tests.pipelines.servicing_tape.test_parser import sflp
 
 SFLP = file_kinds("fannie_sflp")[0]
 
 
 def deliver(tmp_path: Path, files: dict[str, list[str]]) -> tuple[Delivery, dict[str, Path]]:
-    delivery = Delivery(tmp_path / "work")
+    delivery = Delivery(tmp_path / "work", "S1")
     for name, lines in files.items():
         path = tmp_path / name
         path.write_text("\n".join(lines) + "\n")
-        tape = TapeFile(path, f"inbound/{name}", "sha", path.stat().st_size)
-        delivery.add(tape, "loan_month", parse_file(path, SFLP, tape.key, "S1"))
+        delivery.add(TapeFile(path, f"inbound/{name}", "sha", path.stat().st_size), SFLP)
     return delivery, delivery.finish()
 
 
@@ -71,3 +69,19 @@ def test_above_the_limit_the_delivery_fails_with_its_top_reasons(tmp_path: Path)
     message = str(err.value)
     assert "3 of 100 rows (3.00 %) broke their contract, above the limit of 1 %" in message
     assert "out_of_range" in message and "fico" in message and "inbound/t.txt:98" in message
+
+
+def test_loan_attributes_come_from_each_loans_latest_period(tmp_path: Path) -> None:
+    _, tables = deliver(tmp_path, {
+        "b.txt": [sflp(ACT_PERIOD="042021", CHANNEL="B")],
+        "a.txt": [sflp(ACT_PERIOD="032021"), sflp(LOAN_ID="2", ACT_PERIOD="032021")],
+    })  # fmt: skip
+    import duckdb
+
+    loans = duckdb.sql(
+        f"SELECT loan_id, as_of_period, channel FROM '{tables['loan']}' ORDER BY 1"
+    ).fetchall()
+    assert [(i, str(p), c) for i, p, c in loans] == [
+        ("000000000001", "2021-04-01", "B"),
+        ("2", "2021-03-01", "R"),
+    ]

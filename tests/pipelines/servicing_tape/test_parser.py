@@ -7,12 +7,15 @@ servicer of that format would send.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+import pyarrow as pa
 import pytest
 
 from pipelines.servicing_tape.formats import FileKind, delimited_kind, file_kinds
-from pipelines.servicing_tape.parser import ParsedBatch, parse_file
+from pipelines.servicing_tape.parser import TextFile, landed_rows, parse_files
 from servicervault.config import DelimitedSpec
 from servicervault.layouts import load_layout
 
@@ -69,11 +72,28 @@ def kind(format_name: str, name: str) -> FileKind:
     return next(k for k in file_kinds(format_name) if k.name == name)
 
 
-def parse(tmp_path: Path, file_kind: FileKind, lines: list[str], **kw: object) -> ParsedBatch:
+@dataclass(frozen=True)
+class Parsed:
+    tables: dict[str, pa.Table]  # rows landing in each of the kind's tables
+    quarantine: pa.Table
+    rows_in: int
+
+
+def parse_path(path: Path, file_kind: FileKind, **kw: int) -> Parsed:
+    con = duckdb.connect()
+    parsed = parse_files(con, [TextFile(path, "inbound/tape.txt", **kw)], file_kind, "S1")
+    tables = {
+        t: con.sql(f"{landed_rows(file_kind, t)} ORDER BY _line_number").to_arrow_table()
+        for t in file_kind.tables
+    }
+    quarantine = parsed.quarantine.to_arrow_table() if parsed.quarantine else pa.table({})
+    return Parsed(tables, quarantine, sum(parsed.rows_in.values()))
+
+
+def parse(tmp_path: Path, file_kind: FileKind, lines: list[str], **kw: int) -> Parsed:
     path = tmp_path / "tape.txt"
     path.write_text("\n".join(lines) + "\n")
-    [batch] = list(parse_file(path, file_kind, "inbound/tape.txt", "S1", **kw))
-    return batch
+    return parse_path(path, file_kind, **kw)
 
 
 SFLP_KIND = kind("fannie_sflp", "combined")
@@ -215,17 +235,9 @@ def test_bad_rows_are_quarantined_with_line_column_check_and_reason(tmp_path: Pa
 def test_a_cut_off_last_line_is_reported_as_such(tmp_path: Path) -> None:
     path = tmp_path / "tape.txt"
     path.write_text(sflp() + "\n" + sflp(LOAN_ID="2")[:60])  # no final newline
-    [batch] = list(parse_file(path, SFLP_KIND, "tape.txt", "S1", truncated_line=2))
+    batch = parse_path(path, SFLP_KIND, truncated_line=2)
     [bad] = batch.quarantine.to_pylist()
     assert bad["_line_number"] == 2 and bad["reason"].startswith("truncated last line")
-
-
-def test_loan_attributes_come_from_each_loans_latest_period(tmp_path: Path) -> None:
-    batch = parse(
-        tmp_path, SFLP_KIND, [sflp(ACT_PERIOD="042021", CHANNEL="B"), sflp(ACT_PERIOD="032021")]
-    )
-    [loan] = batch.tables["loan"].to_pylist()
-    assert loan["as_of_period"] == dt.date(2021, 4, 1) and loan["channel"] == "B"
 
 
 def test_config_text_is_data_not_sql_and_huge_numbers_are_quarantined(tmp_path: Path) -> None:
