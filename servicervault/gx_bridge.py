@@ -196,7 +196,6 @@ def validate_tables(
     _disable_gx_network_features()
     with _quiet_gx():
         import great_expectations as gx
-        from great_expectations.checkpoint import UpdateDataDocsAction
         from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.expectations.expectation_configuration import (
             ExpectationConfiguration,
@@ -264,11 +263,6 @@ def validate_tables(
                     gx.Checkpoint(
                         name=run_name,
                         validation_definitions=validation_definitions,
-                        actions=[
-                            UpdateDataDocsAction(
-                                name="update_data_docs", site_names=[_DATA_DOCS_SITE]
-                            )
-                        ],
                         result_format={
                             "result_format": "SUMMARY",
                             "partial_unexpected_count": 20,
@@ -280,9 +274,9 @@ def validate_tables(
                     suite_name = validation_result.suite_name
                     run_results[suite_name] = validation_result
                 statistics = dict(checkpoint_result.describe_dict()["statistics"])
-            else:
-                # Nothing could be validated; still give the caller a Data Docs index.
-                context.build_data_docs(site_names=[_DATA_DOCS_SITE])
+            # Once for the whole run: GX's UpdateDataDocsAction rebuilt the site after every
+            # table's validation (4 s of a 9 s run for ten tables).
+            context.build_data_docs(site_names=[_DATA_DOCS_SITE])
         finally:
             if datasource is not None:
                 _dispose_engines(datasource)

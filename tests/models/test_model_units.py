@@ -78,7 +78,7 @@ def model_tests(vault_home: Path, make_tenant: Any, monkeypatch: pytest.MonkeyPa
         # make_context only setdefault()s these; set them here so they are undone afterwards.
         monkeypatch.setenv("SQLMESH_HOME", str(vault_home / "sqlmesh"))
         monkeypatch.setenv("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", "1")
-        context = make_context(make_tenant("unit"))
+        context = make_context(make_tenant("unit"), with_tests=True)
         try:
             _OUTCOME.append(_run_all(context))
         finally:
