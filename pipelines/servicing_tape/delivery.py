@@ -2,9 +2,8 @@
 
 Every file is parsed into one DuckDB work database; then the delivery-wide checks run on
 it: keys delivered twice (across files too) are quarantined, and each loan keeps its
-latest attributes where they repeat on monthly rows, and rows are sorted by key (legacy
-files arrive sorted by date *as text*). Only then does anything go to dlt, so a delivery
-over the quarantine limit lands nothing.
+latest attributes where they repeat on monthly rows. Only then does anything go to dlt,
+so a delivery over the quarantine limit lands nothing.
 """
 
 from __future__ import annotations
@@ -18,14 +17,12 @@ import duckdb
 
 from pipelines.servicing_tape.formats import FileKind
 from pipelines.servicing_tape.parser import QUARANTINE_COLUMNS, TextFile, landed_rows, parse_files
+from servicervault.config import DUCKDB_MEMORY_LIMIT
 from servicervault.errors import VaultError
 from servicervault.sql import literal
 
 QUARANTINE_SELECT = ", ".join(f'"{c}"' for c in QUARANTINE_COLUMNS)
 KEYS = {"loan_month": ("loan_id", "period"), "loan": ("loan_id",)}
-# What one extract's DuckDB may hold in memory before spilling to its work folder: with the
-# Python process around it, a run stays well under 2 GiB whatever the delivery's size.
-MEMORY_LIMIT = "1GB"
 # Text parsed by one query: large enough to keep both cores busy and DuckDB's per-query cost
 # negligible, small enough that a group's lines stay within the memory limit.
 GROUP_BYTES = 256 << 20
@@ -66,9 +63,9 @@ class TapeFile:
 
 
 class Delivery:
-    """The files of one extract, parsed into one in-memory DuckDB, a table per group of files.
+    """The files of one extract, parsed into one DuckDB work database, a table per group.
 
-    DuckDB keeps at most ``MEMORY_LIMIT`` in memory and spills the rest to the work folder,
+    DuckDB keeps at most ``DUCKDB_MEMORY_LIMIT`` in memory and spills the rest to the work folder,
     so a delivery of any size parses in bounded memory.
     """
 
@@ -80,8 +77,11 @@ class Delivery:
         self._kinds: list[FileKind] = []  # each file's kind
         self._parsed: list[tuple[FileKind, str]] = []  # each group's kind and table
         self._quarantine: list[str] = []  # tables of bad rows
-        self.con = duckdb.connect()
-        self.con.execute(f"SET memory_limit = {literal(MEMORY_LIMIT)}")
+        self._latest: dict[str, list[str]] = {}  # derived table -> each group's latest rows
+        # A file, not an in-memory database: table data beyond the memory limit must be
+        # able to leave memory.
+        self.con = duckdb.connect(str(work_dir / "delivery.duckdb"))
+        self.con.execute(f"SET memory_limit = {literal(DUCKDB_MEMORY_LIMIT)}")
         self.con.execute(f"SET temp_directory = {literal(work_dir / 'spill')}")
 
     def add(self, tape: TapeFile, kind: FileKind) -> None:
@@ -118,7 +118,17 @@ class Delivery:
         table = f"parsed_{len(self._parsed)}"
         texts = [TextFile(t.path, t.key, t.truncated_line) for t in tapes]
         parsed = parse_files(self.con, texts, kind, self.snapshot_id, table)
+        # Written out, the group's rows can leave memory; until then they are pinned.
+        self.con.execute("CHECKPOINT")
         self._parsed.append((kind, table))
+        for derived in kind.tables[1:]:
+            # Reduced per group: arg_max copies a row each time a loan's latest changes, and
+            # that memory is held until the query ends.
+            latest = f"{derived}_latest_{len(self._parsed)}"
+            self.con.execute(
+                f"CREATE TABLE {latest} AS {_latest(landed_rows(kind, derived, table))}"
+            )
+            self._latest.setdefault(derived, []).append(latest)
         for tape in tapes:
             tape.rows_in = parsed.rows_in.get(tape.key, 0)
         if parsed.quarantine is not None:
@@ -126,18 +136,20 @@ class Delivery:
             self._quarantine.append(f"quarantine_{len(self._parsed)}")
 
     def _final(self) -> dict[str, Path]:
+        # Lines are numbered by now; without the order guarantee, copies run on every core
+        # in far less memory (12 M rows: 9.5 s -> 2.6 s).
+        self.con.execute("SET preserve_insertion_order = false")
         final = self.work / "final"
         final.mkdir(parents=True, exist_ok=True)
         out: dict[str, Path] = {}
         quarantine = list(self._quarantine)
         for table, key in KEYS.items():
-            if primary := self._landed(table, primary=True):
+            if primary := self._primary_rows(table):
                 kept, duplicates = self._unique(primary, table, key)
                 quarantine.append(duplicates)
-                out[table] = self._copy(
-                    f"{kept} ORDER BY {', '.join(key)}", final / f"{table}.parquet"
-                )
-            elif derived := self._landed(table, primary=False):
+                out[table] = self._copy(kept, final / f"{table}.parquet")
+            elif table in self._latest:
+                derived = " UNION ALL ".join(f"FROM {t}" for t in self._latest[table])
                 out[table] = self._copy(
                     f"{_latest(derived)} ORDER BY loan_id", final / f"{table}.parquet"
                 )
@@ -149,18 +161,18 @@ class Delivery:
         self._count(out)
         return out
 
-    def _landed(self, table: str, primary: bool) -> str | None:
-        """SQL for the rows landing in ``table`` from kinds that feed it as their primary
-        table (or as a derived one); None when no file of the delivery feeds it that way."""
+    def _primary_rows(self, table: str) -> str | None:
+        """SQL for the rows landing in ``table`` from kinds whose primary table it is; None
+        when no file of the delivery is of such a kind."""
         parts = [
             f"({landed_rows(kind, table, parsed)})"
             for kind, parsed in self._parsed
-            if table in kind.tables and (kind.tables[0] == table) == primary
+            if kind.tables[0] == table
         ]
         return " UNION ALL ".join(parts) or None
 
     def _copy(self, query: str, target: Path) -> Path:
-        self.con.execute(f"COPY ({query}) TO {literal(target)} (FORMAT parquet)")
+        self.con.execute(f"COPY ({query}) TO {literal(target)} (FORMAT parquet, COMPRESSION zstd)")
         return target
 
     def _unique(self, rows: str, table: str, key: tuple[str, ...]) -> tuple[str, str]:
@@ -242,8 +254,11 @@ def check_quarantine_limit(
 
 
 def _latest(rows: str) -> str:
-    """Attributes repeated on monthly rows: one row per loan, from its latest period."""
+    """Attributes repeated on monthly rows: one row per loan, from its latest period.
+
+    ``arg_max`` over whole rows is a hash aggregate; a window would sort every monthly row
+    (12 M rows: 2.4 s against 7.7 s)."""
     return (
-        f"SELECT * FROM ({rows}) QUALIFY row_number() OVER (PARTITION BY loan_id "
-        "ORDER BY as_of_period DESC, _source_file DESC, _line_number DESC) = 1"
+        "SELECT unnest(arg_max(r, (r.as_of_period, r._source_file, r._line_number))) "
+        f"FROM ({rows}) AS r GROUP BY r.loan_id"
     )

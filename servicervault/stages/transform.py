@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from servicervault.config import PROJECT_ROOT, Tenant, vault_home
+from servicervault.config import DUCKDB_MEMORY_LIMIT, PROJECT_ROOT, Tenant, vault_home
 from servicervault.errors import NotReadyError, VaultError
 from servicervault.stages.extract import committed_snapshot_ids
 from servicervault.stages.validate import warehouse_path
@@ -61,7 +61,11 @@ def make_context(tenant: Tenant, with_tests: bool = False) -> Any:
         # httpfs comes from its PyPI package (a local file), and nothing may be downloaded.
         extensions=[{"name": f"'{httpfs_extension()}'"}] if s3 else [],
         secrets=[bucket.duckdb_secret()] if s3 else [],
-        connector_config={"autoinstall_known_extensions": "false"},
+        connector_config={
+            "autoinstall_known_extensions": "false",
+            "memory_limit": DUCKDB_MEMORY_LIMIT,
+            "temp_directory": str(tenant.home / "work" / "transform-spill"),
+        },
     )
     config = Config(
         project="servicervault",

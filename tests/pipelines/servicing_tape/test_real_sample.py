@@ -43,15 +43,19 @@ def test_the_legacy_sample_lands_whole_and_builds(make_tenant: MakeTenant) -> No
         "in/Acquisition_2000Q1.txt": ("acquisition", 5000, 0),
         "in/Performance_2000Q1-P.txt": ("performance", 10000, 0),
     }
-    # The file is sorted by date *as text* (01/01/2001 before 02/01/2000); landed rows are
-    # in true order per loan.
+    # Every (loan, month) of the raw file lands once, its MM/DD/YYYY date read as a date.
     [manifest] = read_manifests(bucket, "fnma")
     landed = pq.read_table(
         [bucket.local_path(f["key"]) for f in manifest["tables"]["loan_month"]["files"]],
         columns=["loan_id", "period"],
     ).to_pylist()
     keys = [(r["loan_id"], r["period"]) for r in landed]
-    assert keys == sorted(keys)
+    raw = (SAMPLE / "Performance_2000Q1-P.txt").read_text().splitlines()
+    expected = {
+        (f[0], dt.datetime.strptime(f[1], "%m/%d/%Y").date())
+        for f in (line.split("|") for line in raw)
+    }
+    assert len(keys) == len(set(keys)) and set(keys) == expected
 
     transform(tenant)
     con = duckdb.connect(str(warehouse_path(tenant)), read_only=True)
