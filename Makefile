@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 
-.PHONY: install demo test test-fast lint clean
+.PHONY: install demo test test-fast lint bench clean
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -27,6 +27,10 @@ test: install
 
 test-fast: install
 	$(UV) run --frozen pytest -m "not slow"
+
+# Not part of `make test`: minutes of work and ~10 GB of disk at the default sizes.
+bench: install
+	$(UV) run --frozen python scripts/bench.py
 
 lint: install
 	$(UV) run --frozen ruff check .

@@ -85,3 +85,27 @@ def test_loan_attributes_come_from_each_loans_latest_period(tmp_path: Path) -> N
         ("000000000001", "2021-04-01", "B"),
         ("2", "2021-03-01", "R"),
     ]
+
+
+def test_a_delivery_parsed_in_several_groups_gives_the_same_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {
+        "a.txt": [sflp(LOAN_ID="1", ACT_PERIOD="032021"), sflp(LOAN_ID="2")],
+        "b.txt": [sflp(LOAN_ID="1", ACT_PERIOD="042021", CHANNEL="B"), sflp(LOAN_ID="2")],
+    }
+    _, together = deliver(tmp_path / "one", files)
+    monkeypatch.setattr("pipelines.servicing_tape.delivery.GROUP_BYTES", 1)  # a file per group
+    delivery, apart = deliver(tmp_path / "many", files)
+    import duckdb
+
+    for table in ("loan_month", "loan", "quarantine"):
+        query = "SELECT * EXCLUDE (_snapshot_id) FROM '{}' ORDER BY ALL"
+        assert (
+            duckdb.sql(query.format(apart[table])).fetchall()
+            == duckdb.sql(query.format(together[table])).fetchall()
+        )
+    assert duckdb.sql(f"SELECT loan_id, channel FROM '{apart['loan']}' ORDER BY 1").fetchall() == [
+        ("1", "B"), ("2", "R"),
+    ]  # fmt: skip
+    assert [(t.rows_landed, t.rows_quarantined) for t in delivery.files] == [(2, 0), (1, 1)]

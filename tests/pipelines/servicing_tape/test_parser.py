@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from pipelines.servicing_tape.formats import FileKind, delimited_kind, file_kinds
-from pipelines.servicing_tape.parser import TextFile, landed_rows, parse_files
+from pipelines.servicing_tape.parser import TapeError, TextFile, landed_rows, parse_files
 from servicervault.config import DelimitedSpec
 from servicervault.layouts import load_layout
 
@@ -256,3 +256,34 @@ def test_config_text_is_data_not_sql_and_huge_numbers_are_quarantined(tmp_path: 
     assert bad["check"] == "unreadable"  # no date parses with that format; nothing ran as SQL
     assert "cannot read '2024-01-01' as DATE (%Y-%m-%d') || (SELECT 'x)" in bad["reason"]
     assert "orig_term (Term): cannot read '99999999999' as INTEGER" in bad["reason"]
+
+
+def test_files_parsed_together_keep_their_own_line_numbers(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("\n".join([sflp(LOAN_ID="1"), sflp(LOAN_ID="2")]) + "\n")
+    second.write_text("\n".join([sflp(LOAN_ID="3"), sflp(LOAN_ID="4", CHANNEL="Z")]) + "\n")
+    con = duckdb.connect()
+    parsed = parse_files(
+        con, [TextFile(first, "in/a.txt"), TextFile(second, "in/b.txt")], SFLP_KIND, "S1"
+    )
+    assert parsed.rows_in == {"in/a.txt": 2, "in/b.txt": 2}
+    landed = con.sql(f"{landed_rows(SFLP_KIND, 'loan_month')} ORDER BY loan_id").fetchall()
+    assert [(r[0], r[-2], r[-1]) for r in landed] == [
+        ("1", "in/a.txt", 1), ("2", "in/a.txt", 2), ("3", "in/b.txt", 1),
+    ]  # fmt: skip
+    assert parsed.quarantine is not None
+    [bad] = parsed.quarantine.fetchall()
+    assert bad[1:5] == ("in/b.txt", 2, "channel", "not_allowed")
+
+
+def test_a_file_the_reader_cannot_split_names_the_delivered_file(tmp_path: Path) -> None:
+    good, odd = tmp_path / "a.txt", tmp_path / "b.txt"
+    good.write_text(sflp() + "\n")
+    odd.write_text(sflp() + "\n" + sflp().replace("|", "\x1f", 1) + "\n")  # a unit separator
+    with pytest.raises(TapeError, match=r"^in/b\.txt: cannot be read as text near line 2"):
+        parse_files(
+            duckdb.connect(),
+            [TextFile(good, "in/a.txt"), TextFile(odd, "in/b.txt")],
+            SFLP_KIND,
+            "S1",
+        )

@@ -1,0 +1,69 @@
+"""Smoke run of the benchmark (scripts/bench.py, issue 6) on a tiny portfolio.
+
+The benchmark itself takes many minutes and is not part of `make test`; this checks that it
+still runs end to end, that its JSON carries the figures the docs are built from, and that its
+plain-DuckDB baseline still computes the same gold.portfolio_monthly as the pipeline (the
+ratio to it means nothing otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from servicervault.config import PROJECT_ROOT
+
+BENCH = PROJECT_ROOT / "scripts" / "bench.py"
+STAGES = ("extract", "transform", "validate", "publish", "drop")
+
+
+@pytest.fixture(scope="module")
+def bench_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One run of 300 loans x 6 months (+ 1 incremental month), shared by the module's tests."""
+    folder = tmp_path_factory.mktemp("bench")
+    out = folder / "bench.json"
+    args = ["--sizes", "300x6", "--query-runs", "5", "--workdir", str(folder / "work")]
+    done = subprocess.run(
+        [sys.executable, str(BENCH), *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "incremental / full =" in done.stdout
+    return json.loads(out.read_text())["sizes"][0]
+
+
+@pytest.mark.slow
+def test_every_stage_reports_rows_and_time(bench_report: dict) -> None:
+    stages = bench_report["full"]["stages"]
+    assert list(stages) == list(STAGES)
+    for name, stage in stages.items():
+        assert stage["rows"] > 0, name
+        assert stage["seconds"] > 0, name
+        assert stage["peak_rss_mib"] > 0, name
+    assert bench_report["full"]["bytes"]["snapshots"] > 0
+
+
+@pytest.mark.slow
+def test_incremental_run_lands_only_the_new_month(bench_report: dict) -> None:
+    full = bench_report["full"]["stages"]["extract"]["rows"]
+    incremental = bench_report["incremental"]["stages"]["extract"]["rows"]
+    assert 0 < incremental < full
+    assert bench_report["incremental"]["share_of_full"] > 0
+
+
+@pytest.mark.slow
+def test_baseline_computes_what_the_pipeline_published(bench_report: dict) -> None:
+    assert bench_report["baseline"]["matched"] is True, bench_report["baseline"]["mismatches"]
+    assert bench_report["baseline"]["seconds"] > 0
+
+
+@pytest.mark.slow
+def test_query_latency_and_targets_are_reported(bench_report: dict) -> None:
+    assert bench_report["query"]["in_process_ms"]["p95"] > 0
+    assert bench_report["query"]["cli_ms"]["p95"] > 0
+    assert len(bench_report["targets"]) == 4
