@@ -35,10 +35,18 @@ SELECT
   l.channel,
   l.purpose,
   l.servicer
-FROM silver.loan_performance AS p
+FROM (
+  /* Each loan's latest period, found on two columns before anything wide is joined. */
+  SELECT
+    loan_id,
+    MAX(period) AS period
+  FROM silver.loan_performance
+  GROUP BY
+    loan_id
+) AS latest
+JOIN silver.loan_performance AS p
+  ON p.loan_id = latest.loan_id AND p.period = latest.period
 JOIN silver.loan_month AS m
   ON m.loan_id = p.loan_id AND m.period = p.period
 JOIN silver.loan AS l
   ON l.loan_id = p.loan_id
-QUALIFY
-  ROW_NUMBER() OVER (PARTITION BY p.loan_id ORDER BY p.period DESC) = 1

@@ -9,31 +9,15 @@ MODEL (
   )
 );
 
-WITH superseded AS (
-  /* Keys delivered more than once (re-deliveries across snapshots; usually none) and the
-     row that wins: latest snapshot, then latest line. Counting keys and dropping the rows
-     that lost needs a fraction of the memory of ranking every (wide) row with a window. */
+WITH latest AS (
   SELECT
-    loan_id,
-    period,
-    MAX((_snapshot_id, _line_number)) AS winner
-  FROM bronze.loan_month
-  GROUP BY
-    loan_id,
-    period
-  HAVING
-    COUNT(*) > 1
-), latest AS (
-  SELECT
-    r.*,
+    *,
     CASE
-      WHEN REGEXP_FULL_MATCH(r.dlq_status, '[0-9]+') THEN CAST(r.dlq_status AS INT)
+      WHEN REGEXP_FULL_MATCH(dlq_status, '[0-9]+') THEN CAST(dlq_status AS INT)
     END AS months_delinquent
-  FROM bronze.loan_month AS r
-  ANTI JOIN superseded AS s
-    ON s.loan_id = r.loan_id
-    AND s.period = r.period
-    AND s.winner <> (r._snapshot_id, r._line_number)
+  FROM bronze.loan_month
+  QUALIFY
+    ROW_NUMBER() OVER (PARTITION BY loan_id, period ORDER BY _snapshot_id DESC, _line_number DESC) = 1
 )
 SELECT
   loan_id,
