@@ -77,7 +77,7 @@ class Delivery:
         self._kinds: list[FileKind] = []  # each file's kind
         self._parsed: list[tuple[FileKind, str]] = []  # each group's kind and table
         self._quarantine: list[str] = []  # tables of bad rows
-        self._latest: dict[str, list[str]] = {}  # derived table -> each group's latest rows
+        self._latest: dict[str, str] = {}  # derived table -> its latest rows so far
         # A file, not an in-memory database: table data beyond the memory limit must be
         # able to leave memory.
         self.con = duckdb.connect(str(work_dir / "delivery.duckdb"))
@@ -122,13 +122,17 @@ class Delivery:
         self.con.execute("CHECKPOINT")
         self._parsed.append((kind, table))
         for derived in kind.tables[1:]:
-            # Reduced per group: arg_max copies a row each time a loan's latest changes, and
-            # that memory is held until the query ends.
+            # Folded in group by group: arg_max copies a row each time a loan's latest changes
+            # and holds that memory until the query ends, so one query over every group's rows
+            # would grow with the delivery (12 M rows: out of memory at 1 GB).
+            rows = f"({landed_rows(kind, derived, table)})"
+            if previous := self._latest.get(derived):
+                rows = f"{rows} UNION ALL (FROM {previous})"
             latest = f"{derived}_latest_{len(self._parsed)}"
-            self.con.execute(
-                f"CREATE TABLE {latest} AS {_latest(landed_rows(kind, derived, table))}"
-            )
-            self._latest.setdefault(derived, []).append(latest)
+            self.con.execute(f"CREATE TABLE {latest} AS {_latest(rows)}")
+            if previous:
+                self.con.execute(f"DROP TABLE {previous}")
+            self._latest[derived] = latest
         for tape in tapes:
             tape.rows_in = parsed.rows_in.get(tape.key, 0)
         if parsed.quarantine is not None:
@@ -149,9 +153,8 @@ class Delivery:
                 quarantine.append(duplicates)
                 out[table] = self._copy(kept, final / f"{table}.parquet")
             elif table in self._latest:
-                derived = " UNION ALL ".join(f"FROM {t}" for t in self._latest[table])
                 out[table] = self._copy(
-                    f"{_latest(derived)} ORDER BY loan_id", final / f"{table}.parquet"
+                    f"FROM {self._latest[table]} ORDER BY loan_id", final / f"{table}.parquet"
                 )
         if quarantine:
             union = " UNION ALL ".join(f"SELECT {QUARANTINE_SELECT} FROM {q}" for q in quarantine)
