@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from servicervault.config import Tenant
+from servicervault.config import DUCKDB_MEMORY_LIMIT, Tenant
 from servicervault.contracts import all_contracts
 from servicervault.sql import literal
 from servicervault.stages.transform import WAREHOUSE_CATALOG
@@ -36,7 +36,7 @@ def publish(tenant: Tenant, build_id: str, snapshot_ids: list[str]) -> dict[str,
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     rows: dict[str, int] = {}
-    con = duckdb.connect(str(tmp))
+    con = duckdb.connect(str(tmp), config={"memory_limit": DUCKDB_MEMORY_LIMIT})
     try:
         # The alias must be SQLMesh's catalog name: its views refer to it.
         con.execute(
