@@ -28,7 +28,7 @@ test: install
 test-fast: install
 	$(UV) run --frozen pytest -m "not slow"
 
-# Not part of `make test`: minutes of work and ~10 GB of disk at the default sizes.
+# Not part of `make test`: ~20 minutes and ~15 GB of disk at the default sizes.
 bench: install
 	$(UV) run --frozen python scripts/bench.py
 
