@@ -66,6 +66,7 @@ def _transform(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
         "snapshot_ids": result.snapshot_ids,
         "rows": result.rows,
         "changed_models": result.changed_models,
+        "model_seconds": result.model_seconds,
     }
     return rows, message, details
 

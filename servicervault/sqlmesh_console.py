@@ -7,6 +7,7 @@ not want. This console prints nothing and collects failures for one readable err
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from sqlmesh.core.console import NoopConsole
@@ -17,6 +18,27 @@ class CollectingConsole(NoopConsole):
     def __init__(self) -> None:
         super().__init__()
         self.failures: list[str] = []
+        # Per model: how often it was built in this transform and the seconds it took, for
+        # the run ledger (where transform time goes) and to prove nothing is built twice.
+        self.evaluations: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
+
+    def update_snapshot_evaluation_progress(
+        self,
+        snapshot: Any,
+        interval: Any,
+        batch_idx: int,
+        duration_ms: int | None,
+        num_audits_passed: int,
+        num_audits_failed: int,
+        audit_only: bool = False,
+        **_: Any,
+    ) -> None:
+        if not audit_only:
+            table = snapshot.model.fully_qualified_table
+            name = f"{table.db}.{table.name}"
+            self.evaluations[name] += 1
+            self.seconds[name] += (duration_ms or 0) / 1000
 
     def log_failed_models(self, errors: list[Any]) -> None:
         for error in errors:

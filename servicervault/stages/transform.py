@@ -35,6 +35,7 @@ class TransformResult:
     rows: dict[str, int]
     snapshot_ids: list[str]
     changed_models: list[str] = field(default_factory=list)
+    model_seconds: dict[str, float] = field(default_factory=dict)  # slowest first
 
 
 def make_context(tenant: Tenant, with_tests: bool = False) -> Any:
@@ -130,26 +131,32 @@ def transform(tenant: Tenant) -> TransformResult:
         context.close()  # checkpoints the warehouse and releases its lock for validation
     build_id = hashlib.sha256(json.dumps([snapshot_ids, versions]).encode()).hexdigest()[:16]
     changed = sorted(s.name for s in plan.context_diff.new_snapshots.values())
-    return TransformResult(build_id, rows, snapshot_ids, changed)
+    seconds = {name: round(t, 2) for name, t in console.seconds.most_common()}
+    return TransformResult(build_id, rows, snapshot_ids, changed, seconds)
 
 
-def _build(context: Any, console: Any) -> Any:
+def _build(context: Any, console: Any, execution_time: str | None = None) -> Any:
     """Apply model changes, then restate bronze so every model re-reads the snapshots.
 
     Two steps, as SQLMesh cannot restate models in the plan that deploys new versions of
     them: the first builds new or edited models, the second makes every model downstream of
-    bronze re-read the snapshots landed since the last run.
+    bronze re-read the snapshots landed since the last run. Without model changes only the
+    second runs: on a new day the first would rebuild every model for the day's interval and
+    the restatement would then build them all again. ``execution_time`` is SQLMesh's "now".
     """
+    options = {"no_prompts": True, "skip_tests": True, "execution_time": execution_time}
     try:
-        existed = _has_prod(context)
-        plan = context.plan("prod", auto_apply=True, no_prompts=True, skip_tests=True)
-        if existed:
+        if not _has_prod(context):
+            plan = context.plan("prod", auto_apply=True, **options)
+        else:
+            plan = context.plan("prod", auto_apply=False, **options)
+            if plan.context_diff.has_changes:
+                context.apply(plan)
             context.plan(
                 "prod",
                 restate_models=["bronze.loan_month", "bronze.loan"],
                 auto_apply=True,
-                no_prompts=True,
-                skip_tests=True,
+                **options,
             )
     except Exception as exc:
         raise TransformError(console.describe(exc)) from None

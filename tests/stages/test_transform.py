@@ -214,3 +214,30 @@ def test_a_vault_home_with_a_quote_is_refused_clearly(
     monkeypatch.setenv("VAULT_HOME", str(tmp_path / "o'brien"))
     with pytest.raises(ConfigError, match="contains a quote"):
         vault_home()
+
+
+def test_a_run_on_a_new_day_builds_every_model_once(
+    make_tenant: MakeTenant, deliver: Deliver, small_tapes: list[Path]
+) -> None:
+    """A plan on a new day has a new interval for every model; applied before the restatement
+    it made every model build twice per nightly run."""
+    from sqlmesh.core.console import set_console
+
+    from servicervault.sqlmesh_console import CollectingConsole
+    from servicervault.stages.transform import _build, make_context
+
+    tenant = make_tenant()
+    deliver(tenant, small_tapes[:3])
+    extract(tenant)
+    first = transform(tenant)
+    assert set(first.model_seconds) >= {t for t in first.rows}  # the ledger's per-model time
+
+    console = CollectingConsole()
+    set_console(console)
+    context = make_context(tenant)
+    try:
+        _build(context, console, execution_time="2099-01-02")
+    finally:
+        context.close()
+    assert set(console.evaluations) >= set(first.rows)
+    assert set(console.evaluations.values()) == {1}, console.evaluations
