@@ -1,9 +1,10 @@
 """A delivery: the new files of one extract, parsed, checked together, ready to land.
 
-Every file is parsed into one DuckDB work database; then the delivery-wide checks run on
-it: keys delivered twice (across files too) are quarantined, and each loan keeps its
-latest attributes where they repeat on monthly rows. Only then does anything go to dlt,
-so a delivery over the quarantine limit lands nothing.
+Files are parsed in groups, each group into a Parquet file in the work folder; then the
+delivery-wide checks run over them in one DuckDB work database: keys delivered twice (across
+files too) are quarantined, and each loan keeps its latest attributes where they repeat on
+monthly rows. Only then does anything go to dlt, so a delivery over the quarantine limit
+lands nothing.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class TapeFile:
 
 
 class Delivery:
-    """The files of one extract, parsed into one DuckDB work database, a table per group.
+    """The files of one extract: a Parquet file of parsed rows per group of files, and one
+    DuckDB work database for the delivery-wide checks.
 
     DuckDB keeps at most ``DUCKDB_MEMORY_LIMIT`` in memory and spills the rest to the work folder,
     so a delivery of any size parses in bounded memory.
@@ -117,9 +119,9 @@ class Delivery:
     def _parse(self, tapes: list[TapeFile], kind: FileKind) -> None:
         table = f"parsed_{len(self._parsed)}"
         texts = [TextFile(t.path, t.key, t.truncated_line) for t in tapes]
-        parsed = parse_files(self.con, texts, kind, self.snapshot_id, table)
-        # Written out, the group's rows can leave memory; until then they are pinned.
-        self.con.execute("CHECKPOINT")
+        output = self.work / "parsed" / f"{table}.parquet"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        parsed = parse_files(self.con, texts, kind, self.snapshot_id, output, table)
         self._parsed.append((kind, table))
         for derived in kind.tables[1:]:
             # Folded in group by group: arg_max copies a row each time a loan's latest changes

@@ -248,29 +248,36 @@ def parse_files(
     files: list[TextFile],
     kind: FileKind,
     snapshot_id: str,
+    output: Path,
     target: str = "parsed",
 ) -> ParsedFiles:
-    """Parse ``files``, all of one kind, into a new table ``target`` of ``con``.
+    """Parse ``files``, all of one kind, into the Parquet file ``output``, readable in ``con``
+    as the view ``target``.
 
     One query for many files keeps DuckDB's per-query cost off every file and gives it
     enough rows to use every core; it spills to its temp directory, so memory is bounded
-    by its limit, not by the files.
+    by its limit, not by the files. Parquet, not a table: written in parallel, it costs a
+    third of what storing the rows in the work database did.
     """
     rules = _rules(kind)
     columns = ", ".join(f'"{name}"' for name in rules)
     try:
-        # Numbering lines is sequential; they are stored first so parsing is parallel.
+        # Numbering lines needs their order; they are stored first so parsing is parallel,
+        # and its output, which carries the numbers, can then be written in any order.
+        con.execute("SET preserve_insertion_order = true")
         con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS SELECT * FROM {_lines_sql(files)}")
+        con.execute("SET preserve_insertion_order = false")
         con.execute(
-            f"CREATE TABLE {target} AS SELECT {literal(snapshot_id)} AS _snapshot_id, "
+            f"COPY (SELECT {literal(snapshot_id)} AS _snapshot_id, "
             f"_source_file, _line_number, {columns}, _bad, "
             f"CASE WHEN _bad THEN line END AS line, "
             f"CASE WHEN _bad THEN _truncated_line END AS _truncated_line "
-            f"FROM ({_parse_sql(kind, 'lines')})"
+            f"FROM ({_parse_sql(kind, 'lines')})) TO {literal(output)} (FORMAT parquet)"
         )
         con.execute("DROP TABLE lines")
     except duckdb.InvalidInputException as exc:
         raise _unreadable(exc, files) from None
+    con.execute(f"CREATE OR REPLACE VIEW {target} AS FROM read_parquet({literal(output)})")
     rows_in = dict(
         con.execute(f"SELECT _source_file, count(*) FROM {target} GROUP BY 1").fetchall()
     )

@@ -81,7 +81,9 @@ class Parsed:
 
 def parse_path(path: Path, file_kind: FileKind, **kw: int) -> Parsed:
     con = duckdb.connect()
-    parsed = parse_files(con, [TextFile(path, "inbound/tape.txt", **kw)], file_kind, "S1")
+    parsed = parse_files(
+        con, [TextFile(path, "inbound/tape.txt", **kw)], file_kind, "S1", path.with_suffix(".pq")
+    )
     tables = {
         t: con.sql(f"{landed_rows(file_kind, t)} ORDER BY _line_number").to_arrow_table()
         for t in file_kind.tables
@@ -263,9 +265,8 @@ def test_files_parsed_together_keep_their_own_line_numbers(tmp_path: Path) -> No
     first.write_text("\n".join([sflp(LOAN_ID="1"), sflp(LOAN_ID="2")]) + "\n")
     second.write_text("\n".join([sflp(LOAN_ID="3"), sflp(LOAN_ID="4", CHANNEL="Z")]) + "\n")
     con = duckdb.connect()
-    parsed = parse_files(
-        con, [TextFile(first, "in/a.txt"), TextFile(second, "in/b.txt")], SFLP_KIND, "S1"
-    )
+    files = [TextFile(first, "in/a.txt"), TextFile(second, "in/b.txt")]
+    parsed = parse_files(con, files, SFLP_KIND, "S1", tmp_path / "parsed.parquet")
     assert parsed.rows_in == {"in/a.txt": 2, "in/b.txt": 2}
     landed = con.sql(f"{landed_rows(SFLP_KIND, 'loan_month')} ORDER BY loan_id").fetchall()
     assert [(r[0], r[-2], r[-1]) for r in landed] == [
@@ -281,9 +282,5 @@ def test_a_file_the_reader_cannot_split_names_the_delivered_file(tmp_path: Path)
     good.write_text(sflp() + "\n")
     odd.write_text(sflp() + "\n" + sflp().replace("|", "\x1f", 1) + "\n")  # a unit separator
     with pytest.raises(TapeError, match=r"^in/b\.txt: cannot be read as text near line 2"):
-        parse_files(
-            duckdb.connect(),
-            [TextFile(good, "in/a.txt"), TextFile(odd, "in/b.txt")],
-            SFLP_KIND,
-            "S1",
-        )
+        files = [TextFile(good, "in/a.txt"), TextFile(odd, "in/b.txt")]
+        parse_files(duckdb.connect(), files, SFLP_KIND, "S1", tmp_path / "parsed.parquet")
