@@ -35,7 +35,7 @@ class TransformResult:
     rows: dict[str, int]
     snapshot_ids: list[str]
     changed_models: list[str] = field(default_factory=list)
-    model_seconds: dict[str, float] = field(default_factory=dict)  # slowest first
+    model_seconds: dict[str, float] = field(default_factory=dict)  # per model built
 
 
 def make_context(tenant: Tenant, with_tests: bool = False) -> Any:
@@ -131,7 +131,7 @@ def transform(tenant: Tenant) -> TransformResult:
         context.close()  # checkpoints the warehouse and releases its lock for validation
     build_id = hashlib.sha256(json.dumps([snapshot_ids, versions]).encode()).hexdigest()[:16]
     changed = sorted(s.name for s in plan.context_diff.new_snapshots.values())
-    seconds = {name: round(t, 2) for name, t in console.seconds.most_common()}
+    seconds = {name: round(t, 2) for name, t in console.seconds.items()}
     return TransformResult(build_id, rows, snapshot_ids, changed, seconds)
 
 
