@@ -67,8 +67,8 @@ class Delivery:
     """The files of one extract: a Parquet file of parsed rows per group of files, and one
     DuckDB work database for the delivery-wide checks.
 
-    DuckDB keeps at most ``DUCKDB_MEMORY_LIMIT`` in memory and spills the rest to the work folder,
-    so a delivery of any size parses in bounded memory.
+    DuckDB keeps at most ``DUCKDB_MEMORY_LIMIT`` in memory and spills the rest to the work
+    folder, so a delivery of any size parses in bounded memory.
     """
 
     def __init__(self, work_dir: Path, snapshot_id: str) -> None:
@@ -77,7 +77,7 @@ class Delivery:
         self.snapshot_id = snapshot_id
         self.files: list[TapeFile] = []
         self._kinds: list[FileKind] = []  # each file's kind
-        self._parsed: list[tuple[FileKind, str]] = []  # each group's kind and table
+        self._parsed: list[tuple[FileKind, str]] = []  # each group's kind and view
         self._quarantine: list[str] = []  # tables of bad rows
         self._latest: dict[str, str] = {}  # derived table -> its latest rows so far
         # A file, not an in-memory database: table data beyond the memory limit must be
@@ -138,12 +138,13 @@ class Delivery:
         for tape in tapes:
             tape.rows_in = parsed.rows_in.get(tape.key, 0)
         if parsed.quarantine is not None:
-            parsed.quarantine.create(f"quarantine_{len(self._parsed)}")
-            self._quarantine.append(f"quarantine_{len(self._parsed)}")
+            bad = f"quarantine_{len(self._parsed)}"
+            parsed.quarantine.create(bad)
+            self._quarantine.append(bad)
 
     def _final(self) -> dict[str, Path]:
         # Lines are numbered by now; without the order guarantee, copies run on every core
-        # in far less memory (12 M rows: 9.5 s -> 2.6 s).
+        # in far less memory (7.4 M rows: 9.5 s -> 2.6 s).
         self.con.execute("SET preserve_insertion_order = false")
         final = self.work / "final"
         final.mkdir(parents=True, exist_ok=True)

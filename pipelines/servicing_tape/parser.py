@@ -168,12 +168,19 @@ FROM raw
 """
 
 
+def _kind_checks(kind: FileKind) -> list[_Check]:
+    return [c for r in _rules(kind).values() for c in _checks(r)]
+
+
+def _wrong_field_count(kind: FileKind) -> str:
+    return f"_n_fields NOT IN ({', '.join(str(n) for n in kind.field_counts)})"
+
+
 def _parse_sql(kind: FileKind, lines: str) -> str:
     """Typed rows plus ``_bad``: wrong field count or any contract check broken."""
-    conditions = " OR ".join(f"({c.condition})" for r in _rules(kind).values() for c in _checks(r))
-    counts = ", ".join(str(n) for n in kind.field_counts)
+    conditions = " OR ".join(f"({c.condition})" for c in _kind_checks(kind))
     return (
-        f"SELECT *, _n_fields NOT IN ({counts}) OR coalesce({conditions}, false) AS _bad "
+        f"SELECT *, {_wrong_field_count(kind)} OR coalesce({conditions}, false) AS _bad "
         f"FROM ({_typed_sql(kind, lines)})"
     )
 
@@ -184,14 +191,11 @@ def _errors_sql(kind: FileKind, lines: str) -> str:
     ``_truncated_line`` is the number of a file's last line if it has no newline after it,
     so a short last line is reported as a cut-off upload rather than a wrong field count."""
     errors = ",\n      ".join(
-        f"CASE WHEN {c.condition} THEN {c.error} END"
-        for r in _rules(kind).values()
-        for c in _checks(r)
+        f"CASE WHEN {c.condition} THEN {c.error} END" for c in _kind_checks(kind)
     )
-    counts = ", ".join(str(n) for n in kind.field_counts)
     return f"""
 SELECT _source_file, _line_number, line,
-  CASE WHEN _n_fields NOT IN ({counts}) THEN
+  CASE WHEN {_wrong_field_count(kind)} THEN
     [{{'column': NULL, 'check': 'field_count', 'reason': CASE
        WHEN line = '' THEN 'empty line'
        WHEN _line_number = _truncated_line THEN 'truncated last line: ' || _n_fields ||
