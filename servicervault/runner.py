@@ -9,6 +9,7 @@ build that was already dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from servicervault import ledger
@@ -52,14 +53,21 @@ def _extract(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
 
 
 def _transform(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
-    from servicervault.stages.transform import transform
+    from servicervault.stages.transform import FIRST_PERIOD, transform
 
     say("building models with SQLMesh")
     result = transform(tenant)
     rows = result.rows.get("silver.loan_month", 0)
+    rebuilt = result.rebuilt_from
+    if rebuilt is None:
+        scope = "nothing new to rebuild"
+    elif rebuilt == FIRST_PERIOD:
+        scope = "every period rebuilt"
+    else:
+        scope = f"periods from {rebuilt:%Y-%m} rebuilt"
     message = (
         f"build {result.build_id}: {rows:,} loan-months from "
-        f"{len(result.snapshot_ids)} snapshot(s), {len(result.rows)} tables"
+        f"{len(result.snapshot_ids)} snapshot(s), {len(result.rows)} tables, {scope}"
     )
     details = {
         "build_id": result.build_id,
@@ -67,6 +75,7 @@ def _transform(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
         "rows": result.rows,
         "changed_models": result.changed_models,
         "model_seconds": result.model_seconds,
+        "rebuilt_from": None if rebuilt is None else rebuilt.isoformat(),
     }
     return rows, message, details
 
@@ -100,7 +109,7 @@ def _validate(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
 
 
 def _publish(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
-    from servicervault.stages.publish import analytics_path, publish
+    from servicervault.stages.publish import analytics_path, publish, published_build
 
     build_id = _current_build(tenant)
     validated = ledger.last(tenant, "validate", status=None)
@@ -112,13 +121,38 @@ def _publish(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
             f"(see {validated.details.get('data_docs', 'the validation report')})"
         )
     built = ledger.last(tenant, "transform")
-    rows = publish(tenant, build_id, built.details["snapshot_ids"] if built else [])
+    keep_before = _unchanged_before(tenant, published_build(tenant))
+    rows = publish(tenant, build_id, built.details["snapshot_ids"] if built else [], keep_before)
     path = analytics_path(tenant)
+    kept = None if keep_before is None else keep_before.isoformat()
     return (
         sum(rows.values()),
         f"published {len(rows)} tables to {path}",
-        {"build_id": build_id, "database": str(path), "rows": rows},
+        {"build_id": build_id, "database": str(path), "rows": rows, "kept_before": kept},
     )
+
+
+def _unchanged_before(tenant: Tenant, published: str | None) -> date | None:
+    """The period before which no build since the published one rebuilt anything.
+
+    From the transforms the ledger records after the published build: each names the first
+    period it rebuilt. None (publish everything) when that history is incomplete: nothing
+    published, the build not found, or a failed transform in between (it may have rebuilt
+    some models and not said which). ``date.max`` when nothing was rebuilt since.
+    """
+    transforms = [r for r in ledger.records(tenant) if r.stage == "transform"]
+    found = [
+        i
+        for i, r in enumerate(transforms)
+        if r.status == "ok" and r.details.get("build_id") == published
+    ]
+    if published is None or not found:
+        return None
+    later = transforms[found[-1] + 1 :]
+    if any(r.status != "ok" or "rebuilt_from" not in r.details for r in later):
+        return None
+    rebuilt = [r.details["rebuilt_from"] for r in later if r.details["rebuilt_from"]]
+    return min((date.fromisoformat(d) for d in rebuilt), default=date.max)
 
 
 def _drop(tenant: Tenant, run_id: str, say: Progress) -> Outcome:

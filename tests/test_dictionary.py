@@ -74,7 +74,7 @@ def test_dictionary_documents_every_published_table_and_column() -> None:
     # Grain and the building model come from the MODEL header.
     roll = _section(markdown, "gold.roll_rates")
     assert "**Grain:** one row per `period`, `from_status`, `to_status`" in roll
-    assert "`models/gold/roll_rates.sql` (FULL)" in roll
+    assert "`models/gold/roll_rates.sql` (INCREMENTAL_BY_TIME_RANGE)" in roll
     assert "one of `current`, `dpd30`, `dpd60`, `dpd90p`" in roll
 
 

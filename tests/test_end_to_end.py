@@ -441,7 +441,8 @@ def test_generated_portfolio_end_to_end(env: Env, generated: GeneratedRun) -> No
     )
     assert s["transform"].rows == rows_in  # one silver loan-month per tape line
     assert re.fullmatch(
-        rf"build [0-9a-f]{{16}}: {rows_in:,} loan-months from 1 snapshot\(s\), \d+ tables",
+        rf"build [0-9a-f]{{16}}: {rows_in:,} loan-months from 1 snapshot\(s\), \d+ tables, "
+        "every period rebuilt",
         s["transform"].message,
     )
     assert s["validate"].message == f"{s['validate'].rows} expectations passed"
@@ -917,6 +918,8 @@ def test_rerun_is_idempotent_and_a_new_month_lands_incrementally(
     by_stage = {r["stage"]: r for r in second}
     assert by_stage["transform"]["details"]["build_id"] == first_build
     assert by_stage["drop"]["details"]["created"] is False
+    assert by_stage["transform"]["details"]["rebuilt_from"] is None
+    assert by_stage["publish"]["details"]["kept_before"] == dt.date.max.isoformat()
     assert env.drop_manifests(GEN_TENANT) == drops_before
     assert env.snapshot_manifests(GEN_TENANT) == snapshots_before
 
@@ -944,7 +947,19 @@ def test_rerun_is_idempotent_and_a_new_month_lands_incrementally(
 
     periods = env.published(GEN_TENANT, "SELECT period FROM gold.portfolio_monthly")
     assert periods.height == periods_before.height + 1
-    assert periods["period"].max() == read_tape_rows([generated.held_back])[0]["period"]
+    new_period = read_tape_rows([generated.held_back])[0]["period"]
+    assert periods["period"].max() == new_period
+    # Only the new month was rebuilt and republished; the published loan-months are still
+    # every delivered row, each key once.
+    by_stage = {r["stage"]: r for r in records if r["run_id"] == records[-1]["run_id"]}
+    assert by_stage["transform"]["details"]["rebuilt_from"] == new_period.isoformat()
+    assert by_stage["publish"]["details"]["kept_before"] == new_period.isoformat()
+    loan_months = env.published(
+        GEN_TENANT,
+        "SELECT count(*) AS n, count(DISTINCT (loan_id, period)) AS keys FROM silver.loan_month",
+    )
+    delivered = line_count(env.delivered(GEN_TENANT))
+    assert loan_months.row(0) == (delivered, delivered)
     # And the grown gold still agrees with the independent computation over all 25 months.
     expected = expected_gold(read_tape_rows(env.delivered(GEN_TENANT)))
     gold = env.gold(GEN_TENANT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -101,3 +102,32 @@ def test_an_attributes_only_correction_is_a_new_build_and_a_new_drop(
     con = duckdb.connect(str(analytics_path(tenant)), read_only=True)
     assert con.execute("SELECT fico FROM gold.loan_snapshot").fetchone() == (701,)
     con.close()
+
+
+def test_publish_reuses_only_periods_no_build_since_the_publication_rebuilt(
+    make_tenant: MakeTenant,
+) -> None:
+    """The transforms after the published build say what to copy again; any doubt copies all."""
+    from servicervault.runner import _unchanged_before
+
+    tenant = make_tenant()
+
+    def transform(build_id: str, rebuilt_from: str | None, status: str = "ok") -> None:
+        details = {"build_id": build_id, "rebuilt_from": rebuilt_from} if status == "ok" else {}
+        ledger.append(
+            tenant,
+            ledger.StageRecord("r", tenant.id, "transform", status, "t", 1.0, 0, "", details),
+        )
+
+    transform("b1", "1970-01-01")
+    assert _unchanged_before(tenant, None) is None  # nothing published yet
+    assert _unchanged_before(tenant, "b1") == date.max  # nothing rebuilt since
+    transform("b2", "2024-05-01")
+    transform("b3", "2024-03-01")
+    transform("b3", None)
+    assert _unchanged_before(tenant, "b1") == date(2024, 3, 1)  # the earliest of them
+    assert _unchanged_before(tenant, "b2") == date(2024, 3, 1)
+    assert _unchanged_before(tenant, "unknown") is None
+    transform("b4", None, status="failed")
+    transform("b4", "2024-06-01")
+    assert _unchanged_before(tenant, "b3") is None  # a failed transform may have rebuilt more

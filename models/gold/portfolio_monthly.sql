@@ -1,6 +1,9 @@
 MODEL (
   name gold.portfolio_monthly,
-  kind FULL,
+  kind INCREMENTAL_BY_TIME_RANGE (
+    time_column period
+  ),
+  allow_partials TRUE,
   description 'One row per reporting period: the active book by status, terminations, 30+ delinquency rates and SMM/CPR/MDR/CDR (contract: contracts/gold/portfolio_monthly.yaml; definitions: PRODUCT.md).',
   grain period,
   column_descriptions @contract_column_descriptions('gold.portfolio_monthly'),
@@ -35,6 +38,8 @@ WITH by_period AS (
     SUM(prev_upb - sched_principal) FILTER (WHERE prev_active) AS amortized_base,
     SUM(prev_upb) FILTER (WHERE prev_active AND status = 'defaulted') AS defaulted_prev_upb
   FROM silver.loan_performance
+  WHERE
+    period BETWEEN @start_date AND @end_date
   GROUP BY period
 ), rates AS (
   SELECT

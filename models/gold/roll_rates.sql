@@ -1,6 +1,9 @@
 MODEL (
   name gold.roll_rates,
-  kind FULL,
+  kind INCREMENTAL_BY_TIME_RANGE (
+    time_column period
+  ),
+  allow_partials TRUE,
   description 'Status transitions from the prior period (current, dpd30, dpd60, dpd90p) to this period, by count and by prior UPB; loans with no row this period are left out (contract: contracts/gold/roll_rates.yaml).',
   grain (period, from_status, to_status),
   column_descriptions @contract_column_descriptions('gold.roll_rates'),
@@ -21,7 +24,8 @@ SELECT
   SUM(prev_upb) / NULLIF(SUM(SUM(prev_upb)) OVER (PARTITION BY period, prev_status), 0) AS rate_upb
 FROM silver.loan_performance
 WHERE
-  prev_status IN ('current', 'dpd30', 'dpd60', 'dpd90p')
+  period BETWEEN @start_date AND @end_date
+  AND prev_status IN ('current', 'dpd30', 'dpd60', 'dpd90p')
 GROUP BY
   period,
   prev_status,

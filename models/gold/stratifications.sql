@@ -1,6 +1,9 @@
 MODEL (
   name gold.stratifications,
-  kind FULL,
+  kind INCREMENTAL_BY_TIME_RANGE (
+    time_column period
+  ),
+  allow_partials TRUE,
   description 'The active book of every period stratified by FICO, original LTV, DTI, state, vintage (origination year), current note rate and channel: one row per period, dimension and bucket with count, UPB, shares, UPB-weighted averages and 30+/60+ delinquency by count and by UPB. One pass over the active loan-months with GROUPING SETS (contract: contracts/gold/stratifications.yaml, which defines the buckets).',
   grain (period, dimension, bucket),
   column_descriptions @contract_column_descriptions('gold.stratifications'),
@@ -80,7 +83,9 @@ WITH book AS (
   JOIN silver.loan AS l
     ON l.loan_id = p.loan_id
   WHERE
-    p.is_active
+    p.period BETWEEN @start_date AND @end_date
+    AND m.period BETWEEN @start_date AND @end_date
+    AND p.is_active
 ), labelled AS (
   SELECT
     *,

@@ -1,7 +1,10 @@
 MODEL (
   name silver.loan_performance,
-  kind FULL,
-  description 'One row per loan and period with the measures every gold metric is built from (PRODUCT.md, Metric definitions): effective upb (UPB at removal on terminating rows, the scheduled balance while an active loan reports 0), and, for loans active the month before, the prior upb, scheduled principal and unscheduled principal.',
+  kind INCREMENTAL_BY_TIME_RANGE (
+    time_column period
+  ),
+  allow_partials TRUE,
+  description 'One row per loan and period with the measures every gold metric is built from (PRODUCT.md, Metric definitions): effective upb (UPB at removal on terminating rows, the scheduled balance while an active loan reports 0), and, for loans active the month before, the prior upb, scheduled principal and unscheduled principal. Built by reporting period; each period reads the month before it too.',
   grain (loan_id, period),
   audits (
     not_null(columns := (loan_id, period, status, upb, is_active)),
@@ -28,6 +31,8 @@ WITH months AS (
   FROM silver.loan_month AS m
   JOIN silver.loan AS l
     ON l.loan_id = m.loan_id
+  WHERE
+    m.period BETWEEN @start_date - INTERVAL 1 MONTH AND @end_date
 ), measured AS (
   SELECT
     loan_id,
@@ -64,6 +69,8 @@ WITH months AS (
   FROM measured AS cur
   LEFT JOIN measured AS prev
     ON prev.loan_id = cur.loan_id AND prev.period = cur.period - INTERVAL 1 MONTH
+  WHERE
+    cur.period BETWEEN @start_date AND @end_date
 ), scheduled AS (
   SELECT
     *,

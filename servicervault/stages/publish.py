@@ -9,6 +9,8 @@ come from the contracts, so ``DESCRIBE`` answers what a column means.
 from __future__ import annotations
 
 import os
+import shutil
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -20,21 +22,44 @@ from servicervault.stages.transform import WAREHOUSE_CATALOG
 from servicervault.stages.validate import warehouse_path
 
 PUBLISHED_SCHEMAS = ("silver", "gold")
+# The one large published table (a row per loan-month); the transform builds it by period.
+BY_PERIOD = "silver.loan_month"
 
 
 def analytics_path(tenant: Tenant) -> Path:
     return tenant.home / "analytics.duckdb"
 
 
-def publish(tenant: Tenant, build_id: str, snapshot_ids: list[str]) -> dict[str, int]:
+def published_build(tenant: Tenant) -> str | None:
+    """The build id of the current publication; None when nothing is published."""
+    path = analytics_path(tenant)
+    if not path.exists():
+        return None
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT build_id FROM main.publication").fetchone()[0]
+    finally:
+        con.close()
+
+
+def publish(
+    tenant: Tenant, build_id: str, snapshot_ids: list[str], keep_before: date | None = None
+) -> dict[str, int]:
     """Copy every contracted silver and gold table of the warehouse; return rows per table.
 
     Only tables with a contract are published: those are the ones validation checked and
     the data dictionary defines. Intermediate models stay in the warehouse.
+
+    ``keep_before`` says that no build since the current publication changed the periods
+    before it, so the new file starts as a copy of the published one and only the later
+    periods of ``silver.loan_month`` are copied again; every other table is small and is
+    copied whole. ``date.max`` keeps every period; None copies everything.
     """
     target = analytics_path(tenant)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
+    if keep_before is not None and target.exists():
+        shutil.copyfile(target, tmp)
     rows: dict[str, int] = {}
     con = duckdb.connect(str(tmp), config={"memory_limit": DUCKDB_MEMORY_LIMIT})
     try:
@@ -42,15 +67,20 @@ def publish(tenant: Tenant, build_id: str, snapshot_ids: list[str]) -> dict[str,
         con.execute(
             f"ATTACH {literal(str(warehouse_path(tenant)))} AS {WAREHOUSE_CATALOG} (READ_ONLY)"
         )
-        tables = [tuple(t.split(".")) for t in sorted(all_contracts())]
+        kept = _drop_all_but_kept(con, keep_before)
         for schema in PUBLISHED_SCHEMAS:
-            con.execute(f"CREATE SCHEMA {schema}")
-        for schema, name in tables:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for table in sorted(all_contracts()):
+            schema, name = table.split(".")
             source = f'{WAREHOUSE_CATALOG}.{schema}."{name}"'
-            con.execute(f'CREATE TABLE {schema}."{name}" AS SELECT * FROM {source}')
-            rows[f"{schema}.{name}"] = con.execute(
-                f'SELECT count(*) FROM {schema}."{name}"'
-            ).fetchone()[0]
+            if table == kept:
+                con.execute(f"DELETE FROM {table} WHERE period >= ?", [keep_before])
+                con.execute(
+                    f"INSERT INTO {table} SELECT * FROM {source} WHERE period >= ?", [keep_before]
+                )
+            else:
+                con.execute(f'CREATE TABLE {schema}."{name}" AS SELECT * FROM {source}')
+            rows[table] = con.execute(f'SELECT count(*) FROM {schema}."{name}"').fetchone()[0]
         _comment(con)
         con.execute(
             "CREATE TABLE main.publication AS SELECT ? AS build_id, ? AS tenant, "
@@ -66,6 +96,28 @@ def publish(tenant: Tenant, build_id: str, snapshot_ids: list[str]) -> dict[str,
     con.close()
     os.replace(tmp, target)
     return rows
+
+
+def _drop_all_but_kept(con: duckdb.DuckDBPyConnection, keep_before: date | None) -> str | None:
+    """Empty a copied publication except BY_PERIOD when its columns are still the warehouse's.
+
+    Returns BY_PERIOD when its published rows are kept, else None (nothing copied, a model
+    change, or a table that no longer matches)."""
+    published = con.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database()"
+    ).fetchall()
+    kept = None
+    if keep_before is not None and (BY_PERIOD,) in published:
+        ours, theirs = (
+            [row[:2] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]
+            for table in (BY_PERIOD, f"{WAREHOUSE_CATALOG}.{BY_PERIOD}")
+        )
+        kept = BY_PERIOD if ours == theirs else None
+    for (table,) in published:
+        if table != kept:
+            con.execute(f"DROP TABLE {table}")
+    return kept
 
 
 def _comment(con: duckdb.DuckDBPyConnection) -> None:

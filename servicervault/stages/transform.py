@@ -12,17 +12,24 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from servicervault.config import DUCKDB_MEMORY_LIMIT, PROJECT_ROOT, Tenant, vault_home
+from servicervault.contracts import contract
 from servicervault.errors import NotReadyError, VaultError
+from servicervault.sql import literal
 from servicervault.stages.extract import committed_snapshot_ids
 from servicervault.stages.validate import warehouse_path
 from servicervault.storage import Bucket, S3Bucket
 
 # SQLMesh writes the catalog name into every view; a fixed name keeps warehouses portable.
 WAREHOUSE_CATALOG = "warehouse"
+# Models built by reporting period cover the periods from this day on.
+FIRST_PERIOD = date(1970, 1, 1)
+# The snapshots the warehouse's models were last built from, kept beside them in the warehouse.
+BUILT_SNAPSHOTS = "main.built_snapshots"
 
 
 class TransformError(VaultError):
@@ -36,6 +43,8 @@ class TransformResult:
     snapshot_ids: list[str]
     changed_models: list[str] = field(default_factory=list)
     model_seconds: dict[str, float] = field(default_factory=dict)  # per model built
+    # First reporting period rebuilt: None when nothing new landed, FIRST_PERIOD for all.
+    rebuilt_from: date | None = None
 
 
 def make_context(tenant: Tenant, with_tests: bool = False) -> Any:
@@ -72,7 +81,7 @@ def make_context(tenant: Tenant, with_tests: bool = False) -> Any:
         project="servicervault",
         gateways={"local": GatewayConfig(connection=connection)},
         default_gateway="local",
-        model_defaults=ModelDefaultsConfig(dialect="duckdb"),
+        model_defaults=ModelDefaultsConfig(dialect="duckdb", start=FIRST_PERIOD.isoformat()),
         variables={"snapshots_root": bucket.uri("snapshots")},
         disable_anonymized_analytics=True,
         cache_dir=str(vault_home() / "sqlmesh" / "cache"),
@@ -113,7 +122,7 @@ def transform(tenant: Tenant) -> TransformResult:
     set_console(console)
     context = make_context(tenant)
     try:
-        plan = _build(context, console)
+        plan, rebuilt_from = _build(context, console, snapshot_ids)
         tables = sorted(
             f"{m.fully_qualified_table.db}.{m.fully_qualified_table.name}"
             for m in context.models.values()
@@ -132,37 +141,132 @@ def transform(tenant: Tenant) -> TransformResult:
     build_id = hashlib.sha256(json.dumps([snapshot_ids, versions]).encode()).hexdigest()[:16]
     changed = sorted(s.name for s in plan.context_diff.new_snapshots.values())
     seconds = {name: round(t, 2) for name, t in console.seconds.items()}
-    return TransformResult(build_id, rows, snapshot_ids, changed, seconds)
+    return TransformResult(build_id, rows, snapshot_ids, changed, seconds, rebuilt_from)
 
 
-def _build(context: Any, console: Any, execution_time: str | None = None) -> Any:
-    """Apply model changes, then restate bronze so every model re-reads the snapshots.
+def _build(
+    context: Any, console: Any, snapshot_ids: list[str], execution_time: str | None = None
+) -> tuple[Any, date | None]:
+    """Apply model changes, then rebuild what the snapshots landed since the last build touch.
 
     Two steps, as SQLMesh cannot restate models in the plan that deploys new versions of
-    them: the first builds new or edited models, the second makes every model downstream of
-    bronze re-read the snapshots landed since the last run. Without model changes only the
-    second runs: on a new day the first would rebuild every model for the day's interval and
-    the restatement would then build them all again. ``execution_time`` is SQLMesh's "now".
+    them: the first builds new or edited models, the second restates bronze from the first
+    period the new snapshots touch, so the models built by period recompute those periods
+    and the rest rebuild whole. Without model changes only the second runs: on a new day the
+    first would build every model for the day's interval and the restatement would then
+    build them again. ``execution_time`` is SQLMesh's "now". Returns the plan and the first
+    period rebuilt (None when nothing new landed).
     """
     options = {"no_prompts": True, "skip_tests": True, "execution_time": execution_time}
     try:
+        _check_periods(context, snapshot_ids)
         if not _has_prod(context):
             plan = context.plan("prod", auto_apply=True, **options)
+            rebuilt_from: date | None = FIRST_PERIOD
         else:
             plan = context.plan("prod", auto_apply=False, **options)
             if plan.context_diff.has_changes:
                 context.apply(plan)
-            context.plan(
-                "prod",
-                restate_models=["bronze.loan_month", "bronze.loan"],
-                auto_apply=True,
-                **options,
-            )
+            rebuilt_from = _first_changed_period(context, snapshot_ids)
+            if rebuilt_from is not None:
+                context.plan(
+                    "prod",
+                    restate_models=["bronze.loan_month", "bronze.loan"],
+                    start=rebuilt_from.isoformat(),
+                    auto_apply=True,
+                    **options,
+                )
+            if plan.context_diff.has_changes:
+                rebuilt_from = FIRST_PERIOD  # changed models were built over every period
+    except TransformError:
+        raise
     except Exception as exc:
         raise TransformError(console.describe(exc)) from None
     if console.failures:
         raise TransformError(console.describe())
-    return plan
+    _record_built(context, snapshot_ids)
+    return plan, rebuilt_from
+
+
+def _in_list(values: list[str]) -> str:
+    return ", ".join(literal(v) for v in values)
+
+
+def _new_snapshots(context: Any, snapshot_ids: list[str]) -> list[str] | None:
+    """Committed snapshots the models have not been built from; None if they must all be.
+
+    All are new when the warehouse has no record of its last build, or when a snapshot it was
+    built from is no longer committed (its rows must leave every period)."""
+    adapter = context.engine_adapter
+    if not adapter.table_exists(BUILT_SNAPSHOTS):
+        return None
+    built = {row[0] for row in adapter.fetchall(f"SELECT snapshot_id FROM {BUILT_SNAPSHOTS}")}
+    if built - set(snapshot_ids):
+        return None
+    return [s for s in snapshot_ids if s not in built]
+
+
+def _check_periods(context: Any, snapshot_ids: list[str]) -> None:
+    """Refuse reporting periods the period-built models would silently leave out."""
+    new = _new_snapshots(context, snapshot_ids) if _has_prod(context) else None
+    ids = snapshot_ids if new is None else new
+    if not ids:
+        return
+    months = context.render("bronze.loan_month").sql(dialect="duckdb")
+    low, high = context.engine_adapter.fetchone(
+        f"SELECT min(period), max(period) FROM ({months}) WHERE _snapshot_id IN ({_in_list(ids)})"
+    )
+    if low is not None and low < FIRST_PERIOD:
+        raise TransformError(
+            f"loan_month rows for period {low:%Y-%m} are older than the earliest period the "
+            f"models cover ({FIRST_PERIOD:%Y-%m}); check the tape's reporting period field"
+        )
+    if high is not None and high > date.today():
+        raise TransformError(
+            f"loan_month rows for period {high:%Y-%m} are in the future (today is "
+            f"{date.today():%Y-%m-%d}); check the tape's reporting period field"
+        )
+
+
+def _first_changed_period(context: Any, snapshot_ids: list[str]) -> date | None:
+    """The earliest reporting period whose rows the new snapshots can change.
+
+    That is the earliest period they deliver, or an earlier period of a loan whose
+    attributes they change (its balances and strata are computed from them). A delivery
+    without monthly rows (loan attributes alone) rebuilds every period."""
+    new = _new_snapshots(context, snapshot_ids)
+    if new is None:
+        return FIRST_PERIOD
+    if not new:
+        return None
+    ids = _in_list(new)
+    attributes = [c.name for c in contract("silver.loan").columns]
+    compared = [c for c in attributes if c not in ("loan_id", "as_of_period")]
+    differs = " OR ".join(f"b.{c} IS DISTINCT FROM s.{c}" for c in compared)
+    (first,) = context.engine_adapter.fetchone(
+        f"""
+        WITH changed_loans AS (
+          SELECT b.loan_id
+          FROM bronze.loan AS b
+          LEFT JOIN silver.loan AS s ON s.loan_id = b.loan_id
+          WHERE b._snapshot_id IN ({ids}) AND (s.loan_id IS NULL OR {differs})
+        )
+        SELECT LEAST(
+          (SELECT min(period) FROM bronze.loan_month WHERE _snapshot_id IN ({ids})),
+          (SELECT min(period) FROM silver.loan_month
+           WHERE loan_id IN (SELECT loan_id FROM changed_loans))
+        )
+        """
+    )
+    return first or FIRST_PERIOD
+
+
+def _record_built(context: Any, snapshot_ids: list[str]) -> None:
+    values = ", ".join(f"({literal(s)})" for s in snapshot_ids)
+    context.engine_adapter.execute(
+        f"CREATE OR REPLACE TABLE {BUILT_SNAPSHOTS} AS "
+        f"SELECT * FROM (VALUES {values}) AS t(snapshot_id)"
+    )
 
 
 def _has_prod(context: Any) -> bool:
