@@ -72,9 +72,8 @@ def test_a_redelivered_period_takes_the_latest_snapshot(
     deliver(tenant, small_tapes[:2])
     extract(tenant)
     # The servicer corrects month 2: every loan's rate is restated to 9.999.
-    lines = small_tapes[1].read_text().splitlines()
-    fixed = tmp_path / "sflp_correction.txt"
-    fixed.write_text("\n".join(_set_field(line, 9, "9.999") for line in lines) + "\n")
+    fixed = _corrected(small_tapes[1], tmp_path, 9, "9.999")
+    lines = fixed.read_text().splitlines()
     deliver(tenant, [fixed])
     [correction] = extract(tenant)
     result = transform(tenant)
@@ -94,6 +93,14 @@ def _set_field(line: str, position: int, value: str) -> str:
     fields = line.split("|")
     fields[position - 1] = value
     return "|".join(fields)
+
+
+def _corrected(tape: Path, folder: Path, position: int, value: str) -> Path:
+    """A correction of ``tape``: field ``position`` (1-based) of every row set to ``value``."""
+    lines = tape.read_text().splitlines()
+    out = folder / f"{tape.stem}_corrected.txt"
+    out.write_text("\n".join(_set_field(line, position, value) for line in lines) + "\n")
+    return out
 
 
 def test_gold_tables_reconcile_with_each_other(
@@ -309,10 +316,7 @@ def test_a_build_rebuilds_only_the_periods_new_snapshots_touch(
     _assert_same_as_a_full_build(tenant, make_tenant, "fresh1")
 
     # A correction of month 3 restates every loan's current rate (field 9).
-    lines = small_tapes[2].read_text().splitlines()
-    fixed = tmp_path / "sflp_correction.txt"
-    fixed.write_text("\n".join(_set_field(line, 9, "9.999") for line in lines) + "\n")
-    deliver(tenant, [fixed])
+    deliver(tenant, [_corrected(small_tapes[2], tmp_path, 9, "9.999")])
     extract(tenant)
     assert transform(tenant).rebuilt_from == _period(small_tapes[2])
     _assert_same_as_a_full_build(tenant, make_tenant, "fresh2")
