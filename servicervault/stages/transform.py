@@ -159,15 +159,17 @@ def _build(
     """
     options = {"no_prompts": True, "skip_tests": True, "execution_time": execution_time}
     try:
-        _check_periods(context, snapshot_ids)
-        if not _has_prod(context):
+        built = _has_prod(context)
+        new = _new_snapshots(context, snapshot_ids) if built else None
+        _check_periods(context, snapshot_ids if new is None else new)
+        if not built:
             plan = context.plan("prod", auto_apply=True, **options)
             rebuilt_from: date | None = FIRST_PERIOD
         else:
             plan = context.plan("prod", auto_apply=False, **options)
             if plan.context_diff.has_changes:
                 context.apply(plan)
-            rebuilt_from = _first_changed_period(context, snapshot_ids)
+            rebuilt_from = _first_changed_period(context, new)
             if rebuilt_from is not None:
                 context.plan(
                     "prod",
@@ -207,14 +209,15 @@ def _new_snapshots(context: Any, snapshot_ids: list[str]) -> list[str] | None:
 
 
 def _check_periods(context: Any, snapshot_ids: list[str]) -> None:
-    """Refuse reporting periods the period-built models would silently leave out."""
-    new = _new_snapshots(context, snapshot_ids) if _has_prod(context) else None
-    ids = snapshot_ids if new is None else new
-    if not ids:
+    """Refuse reporting periods the period-built models would silently leave out.
+
+    Reads the snapshots through the rendered bronze query, as its view may not exist yet."""
+    if not snapshot_ids:
         return
     months = context.render("bronze.loan_month").sql(dialect="duckdb")
+    ids = _in_list(snapshot_ids)
     low, high = context.engine_adapter.fetchone(
-        f"SELECT min(period), max(period) FROM ({months}) WHERE _snapshot_id IN ({_in_list(ids)})"
+        f"SELECT min(period), max(period) FROM ({months}) WHERE _snapshot_id IN ({ids})"
     )
     if low is not None and low < FIRST_PERIOD:
         raise TransformError(
@@ -228,13 +231,12 @@ def _check_periods(context: Any, snapshot_ids: list[str]) -> None:
         )
 
 
-def _first_changed_period(context: Any, snapshot_ids: list[str]) -> date | None:
-    """The earliest reporting period whose rows the new snapshots can change.
+def _first_changed_period(context: Any, new: list[str] | None) -> date | None:
+    """The earliest reporting period whose rows the ``new`` snapshots can change.
 
     That is the earliest period they deliver, or an earlier period of a loan whose
     attributes they change (its balances and strata are computed from them). A delivery
-    without monthly rows (loan attributes alone) rebuilds every period."""
-    new = _new_snapshots(context, snapshot_ids)
+    without monthly rows (loan attributes alone), or ``new`` None, rebuilds every period."""
     if new is None:
         return FIRST_PERIOD
     if not new:
