@@ -1,7 +1,10 @@
 MODEL (
   name gold.loss_mitigation_monthly,
-  kind FULL,
-  description 'One row per reporting period: modification and borrower-assistance activity in the active book (stock of modified loans, newly modified loans, loans in forbearance, repayment and trial plans, entries into and exits from forbearance), by count and by UPB. Transitions compare each loan-month with the loan''s previous reported month (contract: contracts/gold/loss_mitigation_monthly.yaml).',
+  kind INCREMENTAL_BY_TIME_RANGE (
+    time_column period
+  ),
+  allow_partials TRUE,
+  description 'One row per reporting period: modification and borrower-assistance activity in the active book (stock of modified loans, newly modified loans, loans in forbearance, repayment and trial plans, entries into and exits from forbearance), by count and by UPB. Transitions compare each loan-month with the loan''s previous reported month (contract: contracts/gold/loss_mitigation_monthly.yaml). Built by reporting period; each loan''s last month before the built periods is read too.',
   grain period,
   column_descriptions @contract_column_descriptions('gold.loss_mitigation_monthly'),
   audits (
@@ -23,20 +26,57 @@ MODEL (
   )
 );
 
-WITH flagged AS (
+WITH built AS (
+  SELECT
+    loan_id,
+    period,
+    mod_flag,
+    forbearance_indicator
+  FROM silver.loan_month
+  WHERE
+    period BETWEEN @start_date AND @end_date
+), before_built AS (
+  /* Each loan's previous reported month can be any earlier one: the last before the range. */
+  SELECT
+    loan_id,
+    MAX(period) AS period,
+    ARG_MAX(mod_flag, period) AS mod_flag,
+    ARG_MAX(forbearance_indicator, period) AS forbearance_indicator
+  FROM silver.loan_month
+  WHERE
+    period < @start_date AND loan_id IN (SELECT loan_id FROM built)
+  GROUP BY
+    loan_id
+), reported AS (
+  SELECT
+    loan_id,
+    period,
+    mod_flag,
+    forbearance_indicator,
+    LAG(period) OVER w AS prev_period,
+    LAG(mod_flag) OVER w AS prev_mod_flag,
+    LAG(forbearance_indicator) OVER w AS prev_forbearance_indicator
+  FROM (
+    SELECT * FROM built
+    UNION ALL
+    SELECT * FROM before_built
+  )
+  WINDOW w AS (PARTITION BY loan_id ORDER BY period)
+), flagged AS (
   SELECT
     p.period,
     p.is_active,
     p.upb,
     m.mod_flag,
     m.forbearance_indicator,
-    LAG(m.period) OVER w AS prev_period,
-    LAG(m.mod_flag) OVER w AS prev_mod_flag,
-    LAG(m.forbearance_indicator) OVER w AS prev_forbearance_indicator
+    m.prev_period,
+    m.prev_mod_flag,
+    m.prev_forbearance_indicator
   FROM silver.loan_performance AS p
-  JOIN silver.loan_month AS m
+  JOIN reported AS m
     ON m.loan_id = p.loan_id AND m.period = p.period
-  WINDOW w AS (PARTITION BY m.loan_id ORDER BY m.period)
+  WHERE
+    p.period BETWEEN @start_date AND @end_date
 ), by_period AS (
   SELECT
     period,
