@@ -115,6 +115,8 @@ class ValidationOutcome:
         data_docs_index: Data Docs ``index.html`` for browsing the run.
         run_name: The run's name, echoed for the summary.
         tables: Suite tables in the order given, echoed for the summary.
+        rows_checked: Rows each table's suite saw (its row-count expectation's observed
+            value), for the tables whose suite has one.
     """
 
     success: bool
@@ -124,6 +126,7 @@ class ValidationOutcome:
     data_docs_index: Path
     run_name: str = ""
     tables: list[str] = field(default_factory=list)
+    rows_checked: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         """Multi-line report, failures first, so a log tail shows what broke."""
@@ -160,6 +163,7 @@ def validate_tables(
     suites: dict[str, list[dict]],
     out_dir: Path,
     run_name: str,
+    row_filters: Mapping[str, str] | None = None,
 ) -> ValidationOutcome:
     """Validate tables/views of a DuckDB file against GX expectation suites.
 
@@ -175,6 +179,8 @@ def validate_tables(
             ``{"type": "expect_...", "kwargs": {...}, "meta": {...}}``.
         out_dir: Receives ``results.json`` and ``data_docs/``; created if missing.
         run_name: Names the GX run (shown in Data Docs and ``results.json``).
+        row_filters: Table name -> SQL condition: that table's suite checks only the rows
+            meeting it (e.g. the periods rebuilt since the last validation).
 
     Returns:
         The outcome; it does not raise on data failures. A table that does not exist is
@@ -191,6 +197,10 @@ def validate_tables(
     if not suites:
         raise ValueError("suites is empty: nothing to validate")
     parsed_tables = {name: _split_table_name(name) for name in suites}
+    row_filters = dict(row_filters or {})
+    unknown = set(row_filters) - set(suites)
+    if unknown:
+        raise ValueError(f"row_filters name tables without a suite: {sorted(unknown)}")
     _check_readable(database)  # before the 8 s GX import, so a locked file fails fast
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -251,7 +261,15 @@ def validate_tables(
                         " were not evaluated",
                     )
                     continue
-                asset = _add_table_asset(datasource, table, schema, table_name)
+                asset = (
+                    datasource.add_query_asset(
+                        name=table,
+                        query=f"SELECT * FROM {schema or 'main'}.{table_name}"
+                        f" WHERE {row_filters[table]}",
+                    )
+                    if table in row_filters
+                    else _add_table_asset(datasource, table, schema, table_name)
+                )
                 batch_definition = asset.add_batch_definition_whole_table(_BATCH_DEFINITION_NAME)
                 suite = context.suites.add(gx_suites[table])
                 # GX reports results grouped by metric, not in suite order; remember
@@ -288,6 +306,7 @@ def validate_tables(
 
     failures: list[ExpectationFailure] = []
     evaluated = 0
+    rows_checked: dict[str, int] = {}
     for table in suites:  # report in the caller's suite order
         if table in missing:
             failures.append(missing[table])
@@ -303,6 +322,9 @@ def validate_tables(
             evaluated += 1
             if not expectation_result.success:
                 failures.append(_describe_failure(table, expectation_result))
+            rows = _observed_row_count(expectation_result)
+            if rows is not None:
+                rows_checked[table] = rows
 
     data_docs_index = out_dir / "data_docs" / "index.html"
     results_json = out_dir / "results.json"
@@ -314,6 +336,7 @@ def validate_tables(
         data_docs_index=data_docs_index,
         run_name=run_name,
         tables=list(suites),
+        rows_checked=rows_checked,
     )
     payload = {
         "run_name": run_name,
@@ -322,6 +345,8 @@ def validate_tables(
         "success": outcome.success,
         "evaluated": evaluated,
         "failures": [asdict(failure) for failure in failures],
+        "row_filters": row_filters,
+        "rows_checked": rows_checked,
         "statistics": statistics,
         "suites": {name: result.to_json_dict() for name, result in run_results.items()},
     }
@@ -488,6 +513,14 @@ def _dispose_engines(datasource: Any) -> None:
             logger.debug("closing GX execution engine failed", exc_info=True)
     for engine in engines:
         engine.dispose()
+
+
+def _observed_row_count(result: ExpectationValidationResult) -> int | None:
+    config = result.expectation_config
+    if config is None or config.type != "expect_table_row_count_to_be_between":
+        return None
+    observed = (result.result or {}).get("observed_value")
+    return None if observed is None else int(observed)
 
 
 # ----------------------------------------------------------- readable failure texts

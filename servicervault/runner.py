@@ -76,36 +76,69 @@ def _transform(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
         "changed_models": result.changed_models,
         "model_seconds": result.model_seconds,
         "rebuilt_from": None if rebuilt is None else rebuilt.isoformat(),
+        "period_tables": result.period_tables,
     }
     return rows, message, details
 
 
-def _current_build(tenant: Tenant) -> str:
+def _current_transform(tenant: Tenant) -> StageRecord:
     record = ledger.last(tenant, "transform", status=None)
     if record is None or record.status != "ok":
         raise NotReadyError(
             f"tenant {tenant.id!r} has no successful transform to work on; run `vault transform`"
         )
-    return record.details["build_id"]
+    return record
+
+
+def _current_build(tenant: Tenant) -> str:
+    return _current_transform(tenant).details["build_id"]
 
 
 def _validate(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
-    from servicervault.stages.validate import validate
+    from servicervault.stages.validate import suites_fingerprint, validate
 
-    build_id = _current_build(tenant)
-    say(f"validating build {build_id} with Great Expectations")
-    outcome = validate(tenant, run_id)
+    built = _current_transform(tenant)
+    build_id = built.details["build_id"]
+    fingerprint = suites_fingerprint()
+    checked_from = _unchecked_from(tenant, fingerprint)
+    period_tables = built.details.get("period_tables", []) if checked_from else []
+    scope = _checked_scope(checked_from, period_tables)
+    say(f"validating build {build_id} with Great Expectations{scope}")
+    validation = validate(tenant, run_id, checked_from, period_tables)
+    outcome = validation.outcome
     details = {
         "build_id": build_id,
         "success": outcome.success,
         "evaluated": outcome.evaluated,
         "failed": len(outcome.failed),
+        "suites": fingerprint,
+        "checked_from": None if checked_from is None else checked_from.isoformat(),
+        "loan_months_checked": validation.loan_months_checked,
         "results_json": str(outcome.results_json),
         "data_docs": str(outcome.data_docs_index),
     }
     if not outcome.success:
         raise StageFailed(outcome.summary(), details)
-    return outcome.evaluated, f"{outcome.evaluated} expectations passed", details
+    return outcome.evaluated, f"{outcome.evaluated} expectations passed{scope}", details
+
+
+def _unchecked_from(tenant: Tenant, fingerprint: str) -> date | None:
+    """The first period of the period-built tables that no passed validation has checked.
+
+    None (check everything) unless the last passed validation ran the same suites."""
+    passed = ledger.last(tenant, "validate")
+    if passed is None or passed.details.get("suites") != fingerprint:
+        return None
+    return _unchanged_before(tenant, passed.details.get("build_id"))
+
+
+def _checked_scope(checked_from: date | None, period_tables: list[str]) -> str:
+    """How much of the period-built tables a validation checks, for its message."""
+    if checked_from is None or not period_tables:
+        return ""
+    if checked_from == date.max:
+        return "; period-built tables: their latest period (nothing rebuilt since validated)"
+    return f"; period-built tables: periods from {checked_from:%Y-%m}"
 
 
 def _publish(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
@@ -132,21 +165,23 @@ def _publish(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
     )
 
 
-def _unchanged_before(tenant: Tenant, published: str | None) -> date | None:
-    """The period before which no build since the published one rebuilt anything.
+def _unchanged_before(tenant: Tenant, since: str | None) -> date | None:
+    """The period before which no build after build ``since`` rebuilt anything.
 
-    From the transforms the ledger records after the published build: each names the first
-    period it rebuilt. None (publish everything) when that history is incomplete: nothing
-    published, the build not found, or a failed transform in between (it may have rebuilt
-    some models and not said which). ``date.max`` when nothing was rebuilt since.
+    ``since`` is the build last published (for publish) or last validated (for validate);
+    the periods of the period-built tables before the returned day are as they were then.
+    From the transforms the ledger records after that build: each names the first period it
+    rebuilt. None (every period) when that history is incomplete: no such build, the build
+    not found, or a failed transform in between (it may have rebuilt some models and not
+    said which). ``date.max`` when nothing was rebuilt since.
     """
     transforms = [r for r in ledger.records(tenant) if r.stage == "transform"]
     found = [
         i
         for i, r in enumerate(transforms)
-        if r.status == "ok" and r.details.get("build_id") == published
+        if r.status == "ok" and r.details.get("build_id") == since
     ]
-    if published is None or not found:
+    if since is None or not found:
         return None
     later = transforms[found[-1] + 1 :]
     if any(r.status != "ok" or "rebuilt_from" not in r.details for r in later):

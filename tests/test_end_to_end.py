@@ -447,6 +447,9 @@ def test_generated_portfolio_end_to_end(env: Env, generated: GeneratedRun) -> No
     )
     assert s["validate"].message == f"{s['validate'].rows} expectations passed"
     assert s["validate"].rows > 0
+    first_validation = next(r for r in env.ledger(GEN_TENANT) if r["stage"] == "validate")
+    assert first_validation["details"]["checked_from"] is None  # every period
+    assert first_validation["details"]["loan_months_checked"] == rows_in
     assert s["publish"].message.startswith("published ")
     assert s["publish"].message.endswith(f"to {env.analytics(GEN_TENANT)}")
     (drop_manifest,) = generated.drops
@@ -920,6 +923,16 @@ def test_rerun_is_idempotent_and_a_new_month_lands_incrementally(
     assert by_stage["drop"]["details"]["created"] is False
     assert by_stage["transform"]["details"]["rebuilt_from"] is None
     assert by_stage["publish"]["details"]["kept_before"] == dt.date.max.isoformat()
+    # Validated before with the same suites and nothing rebuilt: the period-built tables are
+    # checked in their latest period only.
+    validated = by_stage["validate"]["details"]
+    assert validated["checked_from"] == dt.date.max.isoformat()
+    (latest_rows,) = env.published(
+        GEN_TENANT,
+        "SELECT count(*) FROM silver.loan_month "
+        "WHERE period = (SELECT max(period) FROM silver.loan_month)",
+    ).row(0)
+    assert validated["loan_months_checked"] == latest_rows
     assert env.drop_manifests(GEN_TENANT) == drops_before
     assert env.snapshot_manifests(GEN_TENANT) == snapshots_before
 
@@ -954,6 +967,9 @@ def test_rerun_is_idempotent_and_a_new_month_lands_incrementally(
     by_stage = {r["stage"]: r for r in records if r["run_id"] == records[-1]["run_id"]}
     assert by_stage["transform"]["details"]["rebuilt_from"] == new_period.isoformat()
     assert by_stage["publish"]["details"]["kept_before"] == new_period.isoformat()
+    # ... and validated: the period-built tables in the new month, the rest whole.
+    assert by_stage["validate"]["details"]["checked_from"] == new_period.isoformat()
+    assert by_stage["validate"]["details"]["loan_months_checked"] == rows_in
     loan_months = env.published(
         GEN_TENANT,
         "SELECT count(*) AS n, count(DISTINCT (loan_id, period)) AS keys FROM silver.loan_month",

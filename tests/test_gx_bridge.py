@@ -122,6 +122,42 @@ def test_passing_suites_pass_on_table_and_view(passing: ValidationOutcome) -> No
     assert passing.summary().startswith("PASSED")
 
 
+def test_rows_checked_are_the_row_counts_observed(passing: ValidationOutcome) -> None:
+    assert passing.rows_checked == {"gold.portfolio_monthly": 2, "silver.loan_month": 5}
+
+
+def test_row_filters_check_only_the_rows_they_select(warehouse: Path, tmp_path: Path) -> None:
+    """A filtered suite sees only its rows: defects outside them do not count."""
+    suite = [
+        *FAILING_SUITES["silver.loan_month"],
+        _exp("expect_table_row_count_to_be_between", min_value=1),
+    ]
+    only_l2 = validate_tables(
+        warehouse,
+        {"silver.loan_month": suite},
+        tmp_path / "l2",
+        "l2",
+        row_filters={"silver.loan_month": "loan_id IN ('L1', 'L2')"},
+    )
+    assert only_l2.rows_checked == {"silver.loan_month": 3}
+    assert [(f.expectation, f.column) for f in only_l2.failed] == [
+        ("expect_compound_columns_to_be_unique", "loan_id, as_of")
+    ]
+    assert "2 of 3 rows unexpected" in only_l2.failed[0].details
+    payload = json.loads(only_l2.results_json.read_text())
+    assert payload["row_filters"] == {"silver.loan_month": "loan_id IN ('L1', 'L2')"}
+
+    only_l1 = validate_tables(
+        warehouse,
+        {"silver.loan_month": suite},
+        tmp_path / "l1",
+        "l1",
+        row_filters={"silver.loan_month": "loan_id = 'L1'"},
+    )
+    assert only_l1.success, only_l1.summary()
+    assert only_l1.rows_checked == {"silver.loan_month": 1}
+
+
 def test_failing_suite_fails(failing: ValidationOutcome) -> None:
     assert not failing.success
     # 4 silver defects + 2 on the view; the missing table is reported, not evaluated.
@@ -209,6 +245,10 @@ def test_config_errors_raise_before_validation(warehouse: Path, tmp_path: Path) 
         )
     with pytest.raises(ValueError, match=r"schema\.table"):
         validate_tables(warehouse, {"gold.portfolio monthly": []}, tmp_path, "typo")
+    with pytest.raises(ValueError, match=r"without a suite: \['gold\.other'\]"):
+        validate_tables(
+            warehouse, PASSING_SUITES, tmp_path, "typo", row_filters={"gold.other": "true"}
+        )
     with pytest.raises(FileNotFoundError):
         validate_tables(tmp_path / "nope.duckdb", PASSING_SUITES, tmp_path, "typo")
 

@@ -131,3 +131,31 @@ def test_publish_reuses_only_periods_no_build_since_the_publication_rebuilt(
     transform("b4", None, status="failed")
     transform("b4", "2024-06-01")
     assert _unchanged_before(tenant, "b3") is None  # a failed transform may have rebuilt more
+
+
+def test_validation_rechecks_every_period_no_passed_validation_of_the_same_suites_saw(
+    make_tenant: MakeTenant,
+) -> None:
+    """Periods are checked again until a validation with today's suites has passed on them."""
+    from servicervault.runner import _unchecked_from
+
+    tenant = make_tenant()
+
+    def record(stage: str, status: str, **details: object) -> None:
+        ledger.append(
+            tenant, ledger.StageRecord("r", tenant.id, stage, status, "t", 1.0, 0, "", details)
+        )
+
+    record("transform", "ok", build_id="b1", rebuilt_from="1970-01-01")
+    assert _unchecked_from(tenant, "s1") is None  # never validated: check everything
+    record("validate", "ok", build_id="b1", suites="s1")
+    assert _unchecked_from(tenant, "s1") == date.max  # nothing rebuilt since
+    assert _unchecked_from(tenant, "s2") is None  # the expectations changed: check everything
+    record("transform", "ok", build_id="b2", rebuilt_from="2024-05-01")
+    record("validate", "failed", build_id="b2", suites="s1")
+    record("transform", "ok", build_id="b3", rebuilt_from="2024-06-01")
+    # b2's periods failed validation, so they are checked again with b3's.
+    assert _unchecked_from(tenant, "s1") == date(2024, 5, 1)
+    record("validate", "ok", build_id="b3", suites="s1")
+    record("transform", "ok", build_id="b4", rebuilt_from="2024-07-01")
+    assert _unchecked_from(tenant, "s1") == date(2024, 7, 1)

@@ -45,6 +45,8 @@ class TransformResult:
     model_seconds: dict[str, float] = field(default_factory=dict)  # per model built
     # First reporting period rebuilt: None when nothing new landed, FIRST_PERIOD for all.
     rebuilt_from: date | None = None
+    # Tables of the models built by reporting period: older periods stay as they were.
+    period_tables: list[str] = field(default_factory=list)
 
 
 def make_context(tenant: Tenant, with_tests: bool = False) -> Any:
@@ -123,9 +125,9 @@ def transform(tenant: Tenant) -> TransformResult:
     context = make_context(tenant)
     try:
         plan, rebuilt_from = _build(context, console, snapshot_ids)
-        tables = sorted(
-            f"{m.fully_qualified_table.db}.{m.fully_qualified_table.name}"
-            for m in context.models.values()
+        tables = sorted(_table(m) for m in context.models.values())
+        period_tables = sorted(
+            _table(m) for m in context.models.values() if m.kind.is_incremental_by_time_range
         )
         rows = {
             t: int(context.fetchdf(f"SELECT count(*) AS n FROM {t}")["n"].iloc[0])
@@ -141,7 +143,13 @@ def transform(tenant: Tenant) -> TransformResult:
     build_id = hashlib.sha256(json.dumps([snapshot_ids, versions]).encode()).hexdigest()[:16]
     changed = sorted(s.name for s in plan.context_diff.new_snapshots.values())
     seconds = {name: round(t, 2) for name, t in console.seconds.items()}
-    return TransformResult(build_id, rows, snapshot_ids, changed, seconds, rebuilt_from)
+    return TransformResult(
+        build_id, rows, snapshot_ids, changed, seconds, rebuilt_from, period_tables
+    )
+
+
+def _table(model: Any) -> str:
+    return f"{model.fully_qualified_table.db}.{model.fully_qualified_table.name}"
 
 
 def _build(
