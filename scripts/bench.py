@@ -317,7 +317,7 @@ def run_pipeline(tenant: Tenant, logs: Path, run: str, tag: str) -> RunReport:
 
 def stage_rows(tenant: Tenant, measured: dict[str, Measured]) -> list[StageRow]:
     """Rows each stage processed. Validate's ledger rows count expectations, not data, so its
-    rows are the loan-months it checked (transform's) and the expectations go in the note."""
+    rows are the loan-months it checked and the expectations go in the note."""
     records = {r.stage: r for r in ledger.records(tenant)}  # the newest record of each stage
     extract, transform = records["extract"], records["transform"]
     quarantined = sum(s["rows_quarantined"] for s in extract.details["snapshots"])
@@ -329,7 +329,8 @@ def stage_rows(tenant: Tenant, measured: dict[str, Measured]) -> list[StageRow]:
         "publish": f"{len(records['publish'].details['rows'])} tables",
         "drop": "created" if records["drop"].details["created"] else "already dropped",
     }
-    rows = {stage: records[stage].rows for stage in STAGES} | {"validate": transform.rows}
+    checked = records["validate"].details["loan_months_checked"]
+    rows = {stage: records[stage].rows for stage in STAGES} | {"validate": checked}
     return [
         StageRow(
             stage=stage,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,21 @@ def test_missing_object_and_unsupported_scheme_are_clear(tmp_path: Path) -> None
         LocalBucket(f"file://{tmp_path}").read_bytes("nope")
     with pytest.raises(StorageError, match="buckets are file:// or s3:// URLs"):
         open_bucket("ftp://bucket")
+
+
+def test_local_tags_change_when_a_file_is_rewritten(tmp_path: Path) -> None:
+    """Extract trusts a matching tag instead of hashing a landed file again."""
+    bucket = LocalBucket((tmp_path / "b").as_uri())
+    bucket.put_bytes(b"month 1\n", "inbound/a.txt")
+    bucket.put_bytes(b"month 2\n", "inbound/b.txt")
+    bucket.put_bytes(b"x", "elsewhere/c.txt")
+    tags = bucket.etags("inbound")
+    assert sorted(tags) == ["inbound/a.txt", "inbound/b.txt"]
+    assert bucket.etags("inbound") == tags  # stable while nothing changes
+    path = bucket.local_path("inbound/a.txt")
+    stat = path.stat()
+    path.write_bytes(b"month 9\n")  # the same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # however quick the rewrite
+    again = bucket.etags("inbound")
+    assert again["inbound/a.txt"] != tags["inbound/a.txt"]
+    assert again["inbound/b.txt"] == tags["inbound/b.txt"]

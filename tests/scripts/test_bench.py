@@ -54,6 +54,9 @@ def test_incremental_run_lands_only_the_new_month(bench_report: dict) -> None:
     incremental = bench_report["incremental"]["stages"]["extract"]["rows"]
     assert 0 < incremental < full
     assert bench_report["incremental"]["share_of_full"] > 0
+    # Validation checked the new month's loan-months, not the whole book again.
+    assert bench_report["incremental"]["stages"]["validate"]["rows"] == incremental
+    assert bench_report["full"]["stages"]["validate"]["rows"] == full
 
 
 @pytest.mark.slow

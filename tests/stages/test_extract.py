@@ -53,6 +53,14 @@ def test_files_land_once_with_a_complete_manifest(
     assert second.rows_landed == len(small_tapes[3].read_text().splitlines())
     assert len(read_manifests(bucket, "servicing_tape")) == 2
 
+    # Landed files are recognised by their tag; a file rewritten under the same name is new.
+    inbound = bucket.local_path(f"{tenant.sources[0].inbound}{small_tapes[3].name}")
+    resent_lines = inbound.read_text().splitlines(keepends=True)[:-1]
+    inbound.write_text("".join(resent_lines))
+    [third] = extract(tenant)
+    assert third.snapshot_id is not None and len(third.already_landed) == 4
+    assert third.rows_landed == len(resent_lines)
+
 
 def test_an_unreadable_file_lands_nothing_and_is_kept(
     make_tenant: MakeTenant, deliver: Deliver, small_tapes: list[Path], tmp_path: Path
