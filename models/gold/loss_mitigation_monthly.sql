@@ -26,17 +26,8 @@ MODEL (
   )
 );
 
-WITH built AS (
-  SELECT
-    loan_id,
-    period,
-    mod_flag,
-    forbearance_indicator
-  FROM silver.loan_month
-  WHERE
-    period BETWEEN @start_date AND @end_date
-), before_built AS (
-  /* Each loan's previous reported month can be any earlier one: the last before the range. */
+WITH before_built AS (
+  /* Each loan's previous reported month can be any earlier one: its last before the range. */
   SELECT
     loan_id,
     MAX(period) AS period,
@@ -44,24 +35,9 @@ WITH built AS (
     ARG_MAX(forbearance_indicator, period) AS forbearance_indicator
   FROM silver.loan_month
   WHERE
-    period < @start_date AND loan_id IN (SELECT loan_id FROM built)
+    period < @start_date
   GROUP BY
     loan_id
-), reported AS (
-  SELECT
-    loan_id,
-    period,
-    mod_flag,
-    forbearance_indicator,
-    LAG(period) OVER w AS prev_period,
-    LAG(mod_flag) OVER w AS prev_mod_flag,
-    LAG(forbearance_indicator) OVER w AS prev_forbearance_indicator
-  FROM (
-    SELECT * FROM built
-    UNION ALL
-    SELECT * FROM before_built
-  )
-  WINDOW w AS (PARTITION BY loan_id ORDER BY period)
 ), flagged AS (
   SELECT
     p.period,
@@ -69,14 +45,21 @@ WITH built AS (
     p.upb,
     m.mod_flag,
     m.forbearance_indicator,
-    m.prev_period,
-    m.prev_mod_flag,
-    m.prev_forbearance_indicator
+    COALESCE(LAG(m.period) OVER w, b.period) AS prev_period,
+    CASE WHEN LAG(m.period) OVER w IS NULL THEN b.mod_flag ELSE LAG(m.mod_flag) OVER w END AS prev_mod_flag,
+    CASE
+      WHEN LAG(m.period) OVER w IS NULL
+      THEN b.forbearance_indicator
+      ELSE LAG(m.forbearance_indicator) OVER w
+    END AS prev_forbearance_indicator
   FROM silver.loan_performance AS p
-  JOIN reported AS m
+  JOIN silver.loan_month AS m
     ON m.loan_id = p.loan_id AND m.period = p.period
+  LEFT JOIN before_built AS b
+    ON b.loan_id = m.loan_id
   WHERE
     p.period BETWEEN @start_date AND @end_date
+  WINDOW w AS (PARTITION BY m.loan_id ORDER BY m.period)
 ), by_period AS (
   SELECT
     period,
