@@ -129,7 +129,7 @@ def _unchecked_from(tenant: Tenant, fingerprint: str) -> date | None:
     passed = ledger.last(tenant, "validate")
     if passed is None or passed.details.get("suites") != fingerprint:
         return None
-    return _unchanged_before(tenant, passed.details.get("build_id"))
+    return _unchanged_before(tenant, "validate", passed.details.get("build_id"))
 
 
 def _checked_scope(checked_from: date | None, period_tables: list[str]) -> str:
@@ -154,7 +154,7 @@ def _publish(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
             f"(see {validated.details.get('data_docs', 'the validation report')})"
         )
     built = ledger.last(tenant, "transform")
-    keep_before = _unchanged_before(tenant, published_build(tenant))
+    keep_before = _unchanged_before(tenant, "publish", published_build(tenant))
     rows = publish(tenant, build_id, built.details["snapshot_ids"] if built else [], keep_before)
     path = analytics_path(tenant)
     kept = None if keep_before is None else keep_before.isoformat()
@@ -165,25 +165,30 @@ def _publish(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
     )
 
 
-def _unchanged_before(tenant: Tenant, since: str | None) -> date | None:
-    """The period before which no build after build ``since`` rebuilt anything.
+def _unchanged_before(tenant: Tenant, stage: str, build_id: str | None) -> date | None:
+    """The period before which nothing was rebuilt since ``stage`` last succeeded on ``build_id``.
 
-    ``since`` is the build last published (for publish) or last validated (for validate);
-    the periods of the period-built tables before the returned day are as they were then.
-    From the transforms the ledger records after that build: each names the first period it
-    rebuilt. None (every period) when that history is incomplete: no such build, the build
-    not found, or a failed transform in between (it may have rebuilt some models and not
-    said which). ``date.max`` when nothing was rebuilt since.
+    ``stage`` is publish (the build in the analytics file) or validate (the build that last
+    passed). Its last ok record for the build worked on the transform recorded just before it;
+    the transforms recorded after that one each name the first period they rebuilt. None (every
+    period) when that history is incomplete: no such record, the transform before it not that
+    build, or a failed transform since (it may have rebuilt some models and not said which), even
+    if a later transform came back to the same build. ``date.max`` when nothing was rebuilt since.
     """
-    transforms = [r for r in ledger.records(tenant) if r.stage == "transform"]
-    found = [
+    records = ledger.records(tenant)
+    done = [
         i
-        for i, r in enumerate(transforms)
-        if r.status == "ok" and r.details.get("build_id") == since
+        for i, r in enumerate(records)
+        if r.stage == stage and r.status == "ok" and r.details.get("build_id") == build_id
     ]
-    if since is None or not found:
+    transforms = [i for i, r in enumerate(records) if r.stage == "transform"]
+    worked_on = [i for i in transforms if done and i < done[-1]]
+    if build_id is None or not worked_on:
         return None
-    later = transforms[found[-1] + 1 :]
+    anchor = records[worked_on[-1]]
+    if anchor.status != "ok" or anchor.details.get("build_id") != build_id:
+        return None
+    later = [records[i] for i in transforms if i > worked_on[-1]]
     if any(r.status != "ok" or "rebuilt_from" not in r.details for r in later):
         return None
     rebuilt = [r.details["rebuilt_from"] for r in later if r.details["rebuilt_from"]]

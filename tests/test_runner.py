@@ -112,25 +112,44 @@ def test_publish_reuses_only_periods_no_build_since_the_publication_rebuilt(
 
     tenant = make_tenant()
 
-    def transform(build_id: str, rebuilt_from: str | None, status: str = "ok") -> None:
+    def record(stage: str, build_id: str, rebuilt_from: str | None, status: str = "ok") -> None:
         details = {"build_id": build_id, "rebuilt_from": rebuilt_from} if status == "ok" else {}
         ledger.append(
-            tenant,
-            ledger.StageRecord("r", tenant.id, "transform", status, "t", 1.0, 0, "", details),
+            tenant, ledger.StageRecord("r", tenant.id, stage, status, "t", 1.0, 0, "", details)
         )
 
+    def transform(build_id: str, rebuilt_from: str | None, status: str = "ok") -> None:
+        record("transform", build_id, rebuilt_from, status)
+
+    def publish(build_id: str) -> None:
+        record("publish", build_id, None)
+
+    def unchanged_before(build_id: str | None) -> date | None:
+        return _unchanged_before(tenant, "publish", build_id)
+
     transform("b1", "1970-01-01")
-    assert _unchanged_before(tenant, None) is None  # nothing published yet
-    assert _unchanged_before(tenant, "b1") == date.max  # nothing rebuilt since
+    assert unchanged_before(None) is None  # nothing published yet
+    assert unchanged_before("b1") is None  # the ledger has no publication of it
+    publish("b1")
+    assert unchanged_before("b1") == date.max  # nothing rebuilt since
     transform("b2", "2024-05-01")
+    publish("b2")
     transform("b3", "2024-03-01")
     transform("b3", None)
-    assert _unchanged_before(tenant, "b1") == date(2024, 3, 1)  # the earliest of them
-    assert _unchanged_before(tenant, "b2") == date(2024, 3, 1)
-    assert _unchanged_before(tenant, "unknown") is None
+    assert unchanged_before("b1") == date(2024, 3, 1)  # the earliest of them
+    assert unchanged_before("b2") == date(2024, 3, 1)
+    assert unchanged_before("unknown") is None
+    publish("b3")
     transform("b4", None, status="failed")
     transform("b4", "2024-06-01")
-    assert _unchanged_before(tenant, "b3") is None  # a failed transform may have rebuilt more
+    assert unchanged_before("b3") is None  # a failed transform may have rebuilt more
+    # A failed transform between two transforms of the same build counts too: the build id
+    # came back, the warehouse may not have.
+    transform("b5", "2024-07-01")
+    publish("b5")
+    transform("b6", None, status="failed")
+    transform("b5", None)
+    assert unchanged_before("b5") is None
 
 
 def test_validation_rechecks_every_period_no_passed_validation_of_the_same_suites_saw(
@@ -159,3 +178,7 @@ def test_validation_rechecks_every_period_no_passed_validation_of_the_same_suite
     record("validate", "ok", build_id="b3", suites="s1")
     record("transform", "ok", build_id="b4", rebuilt_from="2024-07-01")
     assert _unchecked_from(tenant, "s1") == date(2024, 7, 1)
+    record("validate", "ok", build_id="b4", suites="s1")
+    record("transform", "failed")
+    record("transform", "ok", build_id="b4", rebuilt_from=None)  # the same build again
+    assert _unchecked_from(tenant, "s1") is None

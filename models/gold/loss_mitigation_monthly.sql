@@ -27,12 +27,13 @@ MODEL (
 );
 
 WITH before_built AS (
-  /* Each loan's previous reported month can be any earlier one: its last before the range. */
+  /* Each loan's previous reported month can be any earlier one: its last before the range.
+     ARG_MAX_NULL, as ARG_MAX would skip a month whose flag is NULL and take an older one. */
   SELECT
     loan_id,
     MAX(period) AS period,
-    ARG_MAX(mod_flag, period) AS mod_flag,
-    ARG_MAX(forbearance_indicator, period) AS forbearance_indicator
+    ARG_MAX_NULL(mod_flag, period) AS mod_flag,
+    ARG_MAX_NULL(forbearance_indicator, period) AS forbearance_indicator
   FROM silver.loan_month
   WHERE
     period < @start_date

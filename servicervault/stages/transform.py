@@ -30,6 +30,9 @@ WAREHOUSE_CATALOG = "warehouse"
 FIRST_PERIOD = date(1970, 1, 1)
 # The snapshots the warehouse's models were last built from, kept beside them in the warehouse.
 BUILT_SNAPSHOTS = "main.built_snapshots"
+# Present while a build runs. Found by the next build, it means that one was killed or failed
+# part-way: what it rebuilt is unknown, so every period is rebuilt and reported as rebuilt.
+BUILD_STARTED = "main.build_started"
 
 
 class TransformError(VaultError):
@@ -163,13 +166,18 @@ def _build(
     and the rest rebuild whole. Without model changes only the second runs: on a new day the
     first would build every model for the day's interval and the restatement would then
     build them again. ``execution_time`` is SQLMesh's "now". Returns the plan and the first
-    period rebuilt (None when nothing new landed).
+    period rebuilt (None when nothing new landed). A build that finds the one before it
+    unfinished (killed, or failed part-way) rebuilds every period.
     """
     options = {"no_prompts": True, "skip_tests": True, "execution_time": execution_time}
     try:
         built = _has_prod(context)
-        new = _new_snapshots(context, snapshot_ids) if built else None
+        unfinished = context.engine_adapter.table_exists(BUILD_STARTED)
+        new = _new_snapshots(context, snapshot_ids) if built and not unfinished else None
         _check_periods(context, snapshot_ids if new is None else new)
+        context.engine_adapter.execute(
+            f"CREATE TABLE IF NOT EXISTS {BUILD_STARTED} AS SELECT now() AS started_at"
+        )
         if not built:
             plan = context.plan("prod", auto_apply=True, **options)
             rebuilt_from: date | None = FIRST_PERIOD
@@ -277,6 +285,7 @@ def _record_built(context: Any, snapshot_ids: list[str]) -> None:
         f"CREATE OR REPLACE TABLE {BUILT_SNAPSHOTS} AS "
         f"SELECT * FROM (VALUES {values}) AS t(snapshot_id)"
     )
+    context.engine_adapter.execute(f"DROP TABLE {BUILD_STARTED}")
 
 
 def _has_prod(context: Any) -> bool:

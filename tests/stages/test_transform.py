@@ -15,6 +15,7 @@ from servicervault.config import Tenant
 from servicervault.contracts import all_contracts
 from servicervault.errors import NotReadyError
 from servicervault.layouts import sflp_fields
+from servicervault.stages import transform as transform_stage
 from servicervault.stages.extract import extract
 from servicervault.stages.transform import FIRST_PERIOD, transform
 from servicervault.stages.validate import LINEAGE, warehouse_path
@@ -298,6 +299,32 @@ def _assert_same_as_a_full_build(tenant: Tenant, make_tenant: MakeTenant, name: 
             np.testing.assert_allclose(
                 ours, theirs, rtol=1e-9, atol=0.0100001 if money else 0, err_msg=where
             )
+
+
+def test_a_build_after_an_interrupted_one_rebuilds_every_period(
+    make_tenant: MakeTenant,
+    deliver: Deliver,
+    small_tapes: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a killed build rebuilt is unknown, so the next one rebuilds, and reports, all."""
+    tenant = make_tenant()
+    deliver(tenant, small_tapes[:3])
+    extract(tenant)
+    transform(tenant)
+    deliver(tenant, small_tapes[3:4])
+    extract(tenant)
+
+    def killed(*_args: object) -> None:
+        raise KeyboardInterrupt  # as a signal would, after the build has started changing tables
+
+    with monkeypatch.context() as patched:
+        patched.setattr(transform_stage, "_first_changed_period", killed)
+        with pytest.raises(KeyboardInterrupt):
+            transform(tenant)
+    assert transform(tenant).rebuilt_from == FIRST_PERIOD
+    assert transform(tenant).rebuilt_from is None  # finished: only what is new again
+    _assert_same_as_a_full_build(tenant, make_tenant, "fresh")
 
 
 def test_a_build_rebuilds_only_the_periods_new_snapshots_touch(
