@@ -132,13 +132,13 @@ def test_row_filters_check_only_the_rows_they_select(warehouse: Path, tmp_path: 
         *FAILING_SUITES["silver.loan_month"],
         _exp("expect_table_row_count_to_be_between", min_value=1),
     ]
-    only_l2 = validate_tables(
-        warehouse,
-        {"silver.loan_month": suite},
-        tmp_path / "l2",
-        "l2",
-        row_filters={"silver.loan_month": "loan_id IN ('L1', 'L2')"},
-    )
+
+    def only(name: str, condition: str) -> ValidationOutcome:
+        tables = {"silver.loan_month": suite}
+        filters = {"silver.loan_month": condition}
+        return validate_tables(warehouse, tables, tmp_path / name, name, row_filters=filters)
+
+    only_l2 = only("l2", "loan_id IN ('L1', 'L2')")
     assert only_l2.rows_checked == {"silver.loan_month": 3}
     assert [(f.expectation, f.column) for f in only_l2.failed] == [
         ("expect_compound_columns_to_be_unique", "loan_id, as_of")
@@ -147,13 +147,7 @@ def test_row_filters_check_only_the_rows_they_select(warehouse: Path, tmp_path: 
     payload = json.loads(only_l2.results_json.read_text())
     assert payload["row_filters"] == {"silver.loan_month": "loan_id IN ('L1', 'L2')"}
 
-    only_l1 = validate_tables(
-        warehouse,
-        {"silver.loan_month": suite},
-        tmp_path / "l1",
-        "l1",
-        row_filters={"silver.loan_month": "loan_id = 'L1'"},
-    )
+    only_l1 = only("l1", "loan_id = 'L1'")
     assert only_l1.success, only_l1.summary()
     assert only_l1.rows_checked == {"silver.loan_month": 1}
 
