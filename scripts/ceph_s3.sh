@@ -90,6 +90,18 @@ start_rgw() {
   log "RGW did not answer on $ENDPOINT; see $DIR/log/client.rgw.a.log"; return 1
 }
 
+# A freshly started OSD can ask the monitor to register it before it has the cluster's fsid
+# ("mon_cmd_maybe_osd_create fail: 'wrong fsid'") and exit; a second start gets it right.
+start_osd() {
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if ceph-osd -c "$CONF" -i 0; then return 0; fi
+    log "ceph-osd exited at start (attempt $attempt of 5); see $DIR/log/osd.0.log"
+    sleep 1
+  done
+  return 1
+}
+
 start() {
   install
   if running mon.a && running osd.0; then start_rgw; echo "$ENDPOINT"; return 0; fi
@@ -103,7 +115,7 @@ start() {
   ceph-mon -c "$CONF" -i a
   ceph -c "$CONF" osd create >/dev/null
   ceph-osd -c "$CONF" -i 0 --mkfs >/dev/null 2>&1
-  ceph-osd -c "$CONF" -i 0
+  start_osd
   start_rgw
   echo "$ENDPOINT"
 }
