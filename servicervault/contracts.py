@@ -18,6 +18,10 @@ import yaml
 from servicervault.config import PROJECT_ROOT
 
 CONTRACTS_DIR = PROJECT_ROOT / "contracts"
+# The table with a row per loan and reporting period, and the column the period-built tables
+# are built by: named once for the stages that treat them specially.
+LOAN_MONTHS = "silver.loan_month"
+PERIOD = "period"
 
 DuckType = Literal["VARCHAR", "DOUBLE", "INTEGER", "BIGINT", "DATE", "BOOLEAN"]
 PiiClass = Literal["none", "quasi_identifier", "identifier"]

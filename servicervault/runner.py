@@ -14,6 +14,7 @@ from typing import Any
 
 from servicervault import ledger
 from servicervault.config import Tenant
+from servicervault.contracts import LOAN_MONTHS
 from servicervault.errors import NotReadyError, VaultError
 from servicervault.ledger import StageRecord, Stopwatch
 
@@ -57,7 +58,7 @@ def _transform(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
 
     say("building models with SQLMesh")
     result = transform(tenant)
-    rows = result.rows.get("silver.loan_month", 0)
+    rows = result.rows.get(LOAN_MONTHS, 0)
     rebuilt = result.rebuilt_from
     if rebuilt is None:
         scope = "nothing new to rebuild"
@@ -90,10 +91,6 @@ def _current_transform(tenant: Tenant) -> StageRecord:
     return record
 
 
-def _current_build(tenant: Tenant) -> str:
-    return _current_transform(tenant).details["build_id"]
-
-
 def _validate(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
     from servicervault.stages.validate import suites_fingerprint, validate
 
@@ -101,11 +98,10 @@ def _validate(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
     build_id = built.details["build_id"]
     fingerprint = suites_fingerprint()
     checked_from = _unchecked_from(tenant, fingerprint)
-    period_tables = built.details.get("period_tables", []) if checked_from else []
+    period_tables = built.details.get("period_tables", [])
     scope = _checked_scope(checked_from, period_tables)
     say(f"validating build {build_id} with Great Expectations{scope}")
-    validation = validate(tenant, run_id, checked_from, period_tables)
-    outcome = validation.outcome
+    outcome = validate(tenant, run_id, checked_from, period_tables)
     details = {
         "build_id": build_id,
         "success": outcome.success,
@@ -113,7 +109,7 @@ def _validate(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
         "failed": len(outcome.failed),
         "suites": fingerprint,
         "checked_from": None if checked_from is None else checked_from.isoformat(),
-        "loan_months_checked": validation.loan_months_checked,
+        "loan_months_checked": outcome.rows_checked.get(LOAN_MONTHS),
         "results_json": str(outcome.results_json),
         "data_docs": str(outcome.data_docs_index),
     }
@@ -144,7 +140,8 @@ def _checked_scope(checked_from: date | None, period_tables: list[str]) -> str:
 def _publish(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
     from servicervault.stages.publish import analytics_path, publish, published_build
 
-    build_id = _current_build(tenant)
+    built = _current_transform(tenant)
+    build_id = built.details["build_id"]
     validated = ledger.last(tenant, "validate", status=None)
     if validated is None or validated.details.get("build_id") != build_id:
         raise NotReadyError(f"build {build_id} has not been validated; run `vault validate`")
@@ -153,9 +150,8 @@ def _publish(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
             f"build {build_id} failed validation; nothing published "
             f"(see {validated.details.get('data_docs', 'the validation report')})"
         )
-    built = ledger.last(tenant, "transform")
     keep_before = _unchanged_before(tenant, "publish", published_build(tenant))
-    rows = publish(tenant, build_id, built.details["snapshot_ids"] if built else [], keep_before)
+    rows = publish(tenant, build_id, built.details["snapshot_ids"], keep_before)
     path = analytics_path(tenant)
     kept = None if keep_before is None else keep_before.isoformat()
     return (

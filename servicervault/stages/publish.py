@@ -16,14 +16,12 @@ from pathlib import Path
 import duckdb
 
 from servicervault.config import DUCKDB_MEMORY_LIMIT, Tenant
-from servicervault.contracts import all_contracts
+from servicervault.contracts import LOAN_MONTHS, PERIOD, all_contracts
 from servicervault.sql import literal
 from servicervault.stages.transform import WAREHOUSE_CATALOG
 from servicervault.stages.validate import warehouse_path
 
 PUBLISHED_SCHEMAS = ("silver", "gold")
-# The one large published table (a row per loan-month); the transform builds it by period.
-BY_PERIOD = "silver.loan_month"
 
 
 def analytics_path(tenant: Tenant) -> Path:
@@ -52,8 +50,9 @@ def publish(
 
     ``keep_before`` says that no build since the current publication changed the periods
     before it, so the new file starts as a copy of the published one and only the later
-    periods of ``silver.loan_month`` are copied again; every other table is small and is
-    copied whole. ``date.max`` keeps every period; None copies everything.
+    periods of ``silver.loan_month`` (the one large table, built by period) are copied again;
+    every other table is small and is copied whole. ``date.max`` keeps every period; None
+    copies everything.
     """
     target = analytics_path(tenant)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -74,9 +73,10 @@ def publish(
             schema, name = table.split(".")
             source = f'{WAREHOUSE_CATALOG}.{schema}."{name}"'
             if table == kept:
-                con.execute(f"DELETE FROM {table} WHERE period >= ?", [keep_before])
+                newer = f"{PERIOD} >= ?"
+                con.execute(f"DELETE FROM {table} WHERE {newer}", [keep_before])
                 con.execute(
-                    f"INSERT INTO {table} SELECT * FROM {source} WHERE period >= ?", [keep_before]
+                    f"INSERT INTO {table} SELECT * FROM {source} WHERE {newer}", [keep_before]
                 )
             else:
                 con.execute(f'CREATE TABLE {schema}."{name}" AS SELECT * FROM {source}')
@@ -99,21 +99,21 @@ def publish(
 
 
 def _drop_all_but_kept(con: duckdb.DuckDBPyConnection, keep_before: date | None) -> str | None:
-    """Empty a copied publication except BY_PERIOD when its columns are still the warehouse's.
+    """Empty a copied publication except LOAN_MONTHS when its columns are still the warehouse's.
 
-    Returns BY_PERIOD when its published rows are kept, else None (nothing copied, a model
+    Returns LOAN_MONTHS when its published rows are kept, else None (nothing copied, a model
     change, or a table that no longer matches)."""
     published = con.execute(
         "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
         "WHERE database_name = current_database()"
     ).fetchall()
     kept = None
-    if keep_before is not None and (BY_PERIOD,) in published:
+    if keep_before is not None and (LOAN_MONTHS,) in published:
         ours, theirs = (
             [row[:2] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]
-            for table in (BY_PERIOD, f"{WAREHOUSE_CATALOG}.{BY_PERIOD}")
+            for table in (LOAN_MONTHS, f"{WAREHOUSE_CATALOG}.{LOAN_MONTHS}")
         )
-        kept = BY_PERIOD if ours == theirs else None
+        kept = LOAN_MONTHS if ours == theirs else None
     for (table,) in published:
         if table != kept:
             con.execute(f"DROP TABLE {table}")

@@ -11,20 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from pipelines.servicing_tape.parser import LINEAGE
 from servicervault.config import Tenant
-from servicervault.contracts import Contract, all_contracts
+from servicervault.contracts import PERIOD, Contract, all_contracts
 from servicervault.errors import NotReadyError
 from servicervault.gx_bridge import ValidationOutcome, validate_tables
-
-# The column the period-built tables are built by, and the table whose rows are loan-months.
-PERIOD = "period"
-LOAN_MONTHS = "silver.loan_month"
 
 
 def expectations_for(c: Contract) -> list[dict[str, Any]]:
@@ -86,12 +81,6 @@ def warehouse_path(tenant: Tenant) -> Path:
     return tenant.home / "warehouse.duckdb"
 
 
-@dataclass
-class Validation:
-    outcome: ValidationOutcome
-    loan_months_checked: int | None
-
-
 def period_filters(checked_from: date, period_tables: Sequence[str]) -> dict[str, str]:
     """Row conditions that check only the periods from ``checked_from`` of each period table.
 
@@ -114,7 +103,7 @@ def validate(
     run_id: str,
     checked_from: date | None = None,
     period_tables: Sequence[str] = (),
-) -> Validation:
+) -> ValidationOutcome:
     """Run every contract's suite against the tenant's warehouse; results kept per run.
 
     With ``checked_from``, the period-built tables are checked from that period on only.
@@ -126,7 +115,6 @@ def validate(
         )
     out_dir = tenant.home / "validations" / run_id
     filters = {} if checked_from is None else period_filters(checked_from, period_tables)
-    outcome = validate_tables(
+    return validate_tables(
         database, suites(), out_dir, run_name=f"{tenant.id}-{run_id}", row_filters=filters
     )
-    return Validation(outcome, outcome.rows_checked.get(LOAN_MONTHS))

@@ -183,15 +183,13 @@ def test_model_changes_reach_an_existing_warehouse(
     extract(tenant)
     transform(tenant)
 
-    from servicervault.stages import transform as transform_module
-
     project = tmp_path / "release"
     for folder in ("models", "macros"):
-        shutil.copytree(transform_module.PROJECT_ROOT / folder, project / folder)
+        shutil.copytree(transform_stage.PROJECT_ROOT / folder, project / folder)
     (project / "models" / "gold" / "loan_count.sql").write_text(
         "MODEL (name gold.loan_count, kind FULL);\nSELECT count(*) AS loans FROM silver.loan\n"
     )
-    monkeypatch.setattr(transform_module, "PROJECT_ROOT", project)
+    monkeypatch.setattr(transform_stage, "PROJECT_ROOT", project)
     result = transform(tenant)
     assert result.rows["gold.loan_count"] == 1
     assert result.rebuilt_from == FIRST_PERIOD  # reported as a rebuild of every period
