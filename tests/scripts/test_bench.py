@@ -22,7 +22,7 @@ STAGES = ("extract", "transform", "validate", "publish", "drop")
 
 @pytest.fixture(scope="module")
 def bench_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One run of 300 loans x 6 months (+ 1 incremental month), shared by the module's tests."""
+    """One run of 300 loans x 6 months (+ 2 later months), shared by the module's tests."""
     folder = tmp_path_factory.mktemp("bench")
     out = folder / "bench.json"
     args = ["--sizes", "300x6", "--query-runs", "5", "--workdir", str(folder / "work")]
@@ -69,4 +69,17 @@ def test_baseline_computes_what_the_pipeline_published(bench_report: dict) -> No
 def test_query_latency_and_targets_are_reported(bench_report: dict) -> None:
     assert bench_report["query"]["in_process_ms"]["p95"] > 0
     assert bench_report["query"]["cli_ms"]["p95"] > 0
-    assert len(bench_report["targets"]) == 4
+    assert len(bench_report["targets"]) == 5
+
+
+@pytest.mark.slow
+def test_nightly_month_runs_every_stage_in_one_process(bench_report: dict) -> None:
+    nightly = bench_report["nightly"]
+    assert nightly["tape"] > bench_report["incremental"]["tape"]  # the month after it
+    assert 0 < nightly["rows"] < bench_report["full"]["stages"]["extract"]["rows"]
+    assert list(nightly["stage_seconds"]) == list(STAGES)
+    assert nightly["stage_seconds"]["transform"] > 0
+    assert nightly["peak_rss_mib"] > 0
+    # One process: its wall time covers every stage's time inside it.
+    assert nightly["seconds"] > sum(nightly["stage_seconds"].values())
+    assert nightly["share_of_full"] == nightly["seconds"] / bench_report["full"]["seconds"]
