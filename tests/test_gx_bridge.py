@@ -122,7 +122,7 @@ def test_passing_suites_pass_on_table_and_view(passing: ValidationOutcome) -> No
     assert passing.summary().startswith("PASSED")
 
 
-def test_rows_checked_are_the_row_counts_observed(passing: ValidationOutcome) -> None:
+def test_rows_checked_are_the_rows_each_suite_saw(passing: ValidationOutcome) -> None:
     assert passing.rows_checked == {"gold.portfolio_monthly": 2, "silver.loan_month": 5}
 
 
@@ -219,6 +219,30 @@ def test_results_json_and_data_docs(failing: ValidationOutcome) -> None:
     html = index.read_text()
     assert "silver.loan_month" in html
     assert "gold.portfolio_monthly" in html
+
+
+def test_passing_suites_are_judged_without_samples(passing: ValidationOutcome) -> None:
+    """The fast pass: pass or fail only, no unexpected values fetched."""
+    payload = json.loads(passing.results_json.read_text())
+    results = [r["result"] for suite in payload["suites"].values() for r in suite["results"]]
+    assert len(results) == passing.evaluated
+    assert all(result == {} for result in results)
+
+
+def test_failing_suites_are_explained_once_in_results_and_data_docs(
+    failing: ValidationOutcome,
+) -> None:
+    payload = json.loads(failing.results_json.read_text())
+    in_set = next(
+        r
+        for r in payload["suites"]["silver.loan_month"]["results"]
+        if r["expectation_config"]["type"] == "expect_column_values_to_be_in_set"
+    )
+    assert in_set["result"]["partial_unexpected_list"] == ["ZZ", "QQ"]
+    # The detailed re-run replaced the bare result: one page per evaluated suite.
+    pages = sorted((failing.data_docs_index.parent / "validations").rglob("*.html"))
+    assert [page.parent.parent.parent.name for page in pages] == ["portfolio_monthly", "loan_month"]
+    assert "ZZ" in pages[1].read_text()
 
 
 def test_database_released_after_validation(
