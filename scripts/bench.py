@@ -66,6 +66,8 @@ BASELINE_CHILD = "import sys, duckdb; duckdb.execute(sys.argv[1])"
 VAULT_CLI = (sys.executable, "-m", "servicervault.cli")
 PACKAGES = ("duckdb", "dlt", "sqlmesh", "great_expectations", "pyarrow")
 CLI_QUERY_RUNS = 10
+# Months generated beyond the full run: one for the stage-by-stage month, one for `vault run`.
+LATER_MONTHS = 2
 MIB = 1 << 20
 
 # Read-only queries an analyst runs on gold: a whole table, a filter, a filter plus subquery.
@@ -263,15 +265,17 @@ def failed(what: str, log: Path) -> BenchError:
 
 
 def generate(size: Size, folder: Path, tag: str) -> tuple[list[Path], float]:
-    """``months + 2`` tapes; returns their paths (oldest first) and the seconds taken."""
-    step = math.ceil((size.months + 2) / 4)
+    """The full run's tapes and the later months'; their paths (oldest first) and the seconds
+    taken."""
+    total = size.months + LATER_MONTHS
+    step = math.ceil(total / 4)
 
     def progress(done: int, total: int) -> None:
         if done % step == 0 or done == total:
             say(f"{tag} generated month {done}/{total}")
 
     started = time.perf_counter()
-    paths = generate_tapes(size.loans, size.months + 2, folder, progress=progress)
+    paths = generate_tapes(size.loans, total, folder, progress=progress)
     return paths, time.perf_counter() - started
 
 
@@ -325,7 +329,7 @@ def run_in_one_process(tenant: Tenant, logs: Path, tag: str) -> dict[str, Any]:
     result = measure([*VAULT_CLI, "run", "--tenant", TENANT], log)
     if result.returncode != 0:
         raise failed("nightly run: vault run", log)
-    records = {r.stage: r for r in ledger.records(tenant)}  # the newest record of each stage
+    records = newest_records(tenant)
     say(
         f"{tag} nightly run: vault run {result.seconds:8.2f} s  "
         f"peak RSS {result.peak_rss_mib:7.1f} MiB"
@@ -338,10 +342,15 @@ def run_in_one_process(tenant: Tenant, logs: Path, tag: str) -> dict[str, Any]:
     }
 
 
+def newest_records(tenant: Tenant) -> dict[str, ledger.StageRecord]:
+    """The ledger's newest record of each stage."""
+    return {r.stage: r for r in ledger.records(tenant)}
+
+
 def stage_rows(tenant: Tenant, measured: dict[str, Measured]) -> list[StageRow]:
     """Rows each stage processed. Validate's ledger rows count expectations, not data, so its
     rows are the loan-months it checked and the expectations go in the note."""
-    records = {r.stage: r for r in ledger.records(tenant)}  # the newest record of each stage
+    records = newest_records(tenant)
     extract, transform = records["extract"], records["transform"]
     quarantined = sum(s["rows_quarantined"] for s in extract.details["snapshots"])
     files = sum(s["files"] for s in extract.details["snapshots"])
@@ -507,16 +516,16 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
     tapes_dir, full_tapes, logs = folder / "tapes", folder / "full-tapes", folder / "logs"
     logs.mkdir(parents=True)
     tenant = use_home(folder / "home")
-    say(f"{tag} generating {size.months + 1} monthly tapes of {size.loans:,} loans")
+    say(f"{tag} generating {size.months + LATER_MONTHS} monthly tapes of {size.loans:,} loans")
     tapes, generate_seconds = generate(size, tapes_dir, tag)
     say(f"{tag} generated in {generate_seconds:.1f} s (not counted)")
-    held_back, nightly_tape = tapes[-2:]
+    full_run_tapes, (held_back, nightly_tape) = tapes[:-LATER_MONTHS], tapes[-LATER_MONTHS:]
     # The baseline reads exactly the full run's tapes: links in a folder of their own.
     full_tapes.mkdir()
-    for tape in tapes[:-2]:
+    for tape in full_run_tapes:
         os.link(tape, full_tapes / tape.name)
 
-    deliver(tapes[:-2], tenant)
+    deliver(full_run_tapes, tenant)
     full = run_pipeline(tenant, logs, "full", tag)
 
     say(f"{tag} timing {query_runs} gold queries in-process and {CLI_QUERY_RUNS} via the CLI")

@@ -267,9 +267,7 @@ def validate_tables(
                     continue
                 asset = (
                     datasource.add_query_asset(
-                        name=table,
-                        query=f"SELECT * FROM {schema or 'main'}.{table_name}"
-                        f" WHERE {row_filters[table]}",
+                        name=table, query=_rows_sql(schema, table_name, row_filters[table])
                     )
                     if table in row_filters
                     else _add_table_asset(datasource, table, schema, table_name)
@@ -547,10 +545,16 @@ def _count_rows(
     with engine.connect() as connection:
         for name, (schema, table) in tables.items():
             if name in existing:
-                where = f" WHERE {row_filters[name]}" if name in row_filters else ""
-                query = f"SELECT count(*) FROM {schema or 'main'}.{table}{where}"
+                rows = _rows_sql(schema, table, row_filters.get(name))
+                query = f"SELECT count(*) FROM ({rows})"
                 counts[name] = int(connection.execute(text(query)).scalar_one())
     return counts
+
+
+def _rows_sql(schema: str | None, table: str, condition: str | None) -> str:
+    """The rows a suite checks: the table's, or those meeting its row filter."""
+    where = f" WHERE {condition}" if condition else ""
+    return f"SELECT * FROM {schema or 'main'}.{table}{where}"
 
 
 # ----------------------------------------------------------- readable failure texts

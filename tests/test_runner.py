@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from servicervault import ledger
+from servicervault.config import Tenant
 from servicervault.ledger import TenantBusyError
 from servicervault.runner import run_stages
 from servicervault.stages.publish import analytics_path
@@ -104,6 +106,13 @@ def test_an_attributes_only_correction_is_a_new_build_and_a_new_drop(
     con.close()
 
 
+def _record(tenant: Tenant, stage: str, status: str, **details: object) -> None:
+    """A ledger record as a stage would append it; only the fields the rules read matter."""
+    ledger.append(
+        tenant, ledger.StageRecord("r", tenant.id, stage, status, "t", 1.0, 0, "", details)
+    )
+
+
 def test_publish_reuses_only_periods_no_build_since_the_publication_rebuilt(
     make_tenant: MakeTenant,
 ) -> None:
@@ -112,17 +121,14 @@ def test_publish_reuses_only_periods_no_build_since_the_publication_rebuilt(
 
     tenant = make_tenant()
 
-    def record(stage: str, build_id: str, rebuilt_from: str | None, status: str = "ok") -> None:
-        details = {"build_id": build_id, "rebuilt_from": rebuilt_from} if status == "ok" else {}
-        ledger.append(
-            tenant, ledger.StageRecord("r", tenant.id, stage, status, "t", 1.0, 0, "", details)
-        )
-
     def transform(build_id: str, rebuilt_from: str | None, status: str = "ok") -> None:
-        record("transform", build_id, rebuilt_from, status)
+        if status == "ok":
+            _record(tenant, "transform", status, build_id=build_id, rebuilt_from=rebuilt_from)
+        else:
+            _record(tenant, "transform", status)
 
     def publish(build_id: str) -> None:
-        record("publish", build_id, None)
+        _record(tenant, "publish", "ok", build_id=build_id, rebuilt_from=None)
 
     def unchanged_before(build_id: str | None) -> date | None:
         return _unchanged_before(tenant, "publish", build_id)
@@ -160,11 +166,7 @@ def test_validation_rechecks_every_period_no_passed_validation_of_the_same_suite
 
     tenant = make_tenant()
 
-    def record(stage: str, status: str, **details: object) -> None:
-        ledger.append(
-            tenant, ledger.StageRecord("r", tenant.id, stage, status, "t", 1.0, 0, "", details)
-        )
-
+    record = partial(_record, tenant)
     record("transform", "ok", build_id="b1", rebuilt_from="1970-01-01")
     assert _unchecked_from(tenant, "s1") is None  # never validated: check everything
     record("validate", "ok", build_id="b1", suites="s1")
