@@ -8,8 +8,10 @@ build that was already dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
+from functools import partial
 from typing import Any
 
 from servicervault import ledger
@@ -17,6 +19,7 @@ from servicervault.config import Tenant
 from servicervault.contracts import LOAN_MONTHS
 from servicervault.errors import NotReadyError, VaultError
 from servicervault.ledger import StageRecord, Stopwatch
+from servicervault.validation_worker import ValidationWorker
 
 STAGES = ("extract", "transform", "validate", "publish", "drop")
 
@@ -91,7 +94,9 @@ def _current_transform(tenant: Tenant) -> StageRecord:
     return record
 
 
-def _validate(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
+def _validate(
+    tenant: Tenant, run_id: str, say: Progress, worker: ValidationWorker | None = None
+) -> Outcome:
     from servicervault.stages.validate import suites_fingerprint, validate
 
     built = _current_transform(tenant)
@@ -101,7 +106,7 @@ def _validate(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
     period_tables = built.details.get("period_tables", [])
     scope = _checked_scope(checked_from, period_tables)
     say(f"validating build {build_id} with Great Expectations{scope}")
-    outcome = validate(tenant, run_id, checked_from, period_tables)
+    outcome = (worker.validate if worker else validate)(tenant, run_id, checked_from, period_tables)
     details = {
         "build_id": build_id,
         "success": outcome.success,
@@ -112,6 +117,7 @@ def _validate(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
         "loan_months_checked": outcome.rows_checked.get(LOAN_MONTHS),
         "results_json": str(outcome.results_json),
         "data_docs": str(outcome.data_docs_index),
+        "worker_peak_rss_mib": worker.peak_rss_mib if worker else None,
     }
     if not outcome.success:
         raise StageFailed(outcome.summary(), details)
@@ -204,7 +210,8 @@ def _drop(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
     )
 
 
-_STAGE_FUNCTIONS: dict[str, Callable[[Tenant, str, Progress], Outcome]] = {
+StageFunction = Callable[[Tenant, str, Progress], Outcome]
+_STAGE_FUNCTIONS: dict[str, StageFunction] = {
     "extract": _extract,
     "transform": _transform,
     "validate": _validate,
@@ -227,20 +234,37 @@ def run_stages(
     """Run ``stages`` in order under the tenant lock; stop at the first failure."""
     say = progress or (lambda _msg: None)
     records: list[StageRecord] = []
-    with ledger.tenant_lock(tenant):
+    with ledger.tenant_lock(tenant), _early_validation(stages) as worker:
+        functions = _STAGE_FUNCTIONS | {"validate": partial(_validate, worker=worker)}
         run_id = ledger.new_run_id()
         for stage in stages:
-            record = _run_one(tenant, stage, run_id, say)
+            record = _run_one(tenant, stage, run_id, say, functions[stage])
             records.append(record)
             if record.status != "ok":
                 break
     return records
 
 
-def _run_one(tenant: Tenant, stage: str, run_id: str, say: Progress) -> StageRecord:
+@contextmanager
+def _early_validation(stages: tuple[str, ...]) -> Iterator[ValidationWorker | None]:
+    """A validation worker, importing Great Expectations from now on, when stages run before
+    validate (see :mod:`servicervault.validation_worker`); None when validate runs first."""
+    if "validate" not in stages[1:]:
+        yield None
+        return
+    worker = ValidationWorker()
+    try:
+        yield worker
+    finally:
+        worker.close()
+
+
+def _run_one(
+    tenant: Tenant, stage: str, run_id: str, say: Progress, function: StageFunction
+) -> StageRecord:
     watch = Stopwatch()
     try:
-        rows, message, details = _STAGE_FUNCTIONS[stage](tenant, run_id, say)
+        rows, message, details = function(tenant, run_id, say)
         status = "ok"
     except StageFailed as exc:
         rows, message, details, status = 0, str(exc), exc.details, "failed"

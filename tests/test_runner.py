@@ -48,15 +48,24 @@ def test_a_failed_expectation_stops_the_run_and_nothing_is_published(
         ("publish", "ok"),
         ("drop", "ok"),
     ]
+    # Stages ran before validate, so it ran in the worker started with the run (its peak
+    # memory, GX loaded, is recorded); run first, it runs in the run's own process.
+    assert records[2].details["worker_peak_rss_mib"] > 100
     published = sha256_file(analytics_path(tenant))
 
     _corrupt_gold(warehouse_path(tenant))
     records = run_stages(tenant, ("validate", "publish"))
     assert [(r.stage, r.status) for r in records] == [("validate", "failed")]
+    assert records[0].details["worker_peak_rss_mib"] is None
     failure = records[0].message
     assert "gold.portfolio_monthly" in failure and "smm" in failure
     assert "expect_column_values_to_be_between" in failure
     assert Path(records[0].details["data_docs"]).is_file()
+
+    # The worker's verdict stops the run the same way (nothing new: transform keeps the table).
+    records = run_stages(tenant, ("transform", "validate", "publish"))
+    assert [(r.stage, r.status) for r in records] == [("transform", "ok"), ("validate", "failed")]
+    assert "smm" in records[1].message and records[1].details["worker_peak_rss_mib"] > 100
 
     [refused] = run_stages(tenant, ("publish",))
     assert refused.status == "failed" and "failed validation; nothing published" in refused.message
@@ -65,7 +74,7 @@ def test_a_failed_expectation_stops_the_run_and_nothing_is_published(
     # Every stage execution is in the ledger, stages of one run sharing its run id.
     stages = [(r.stage, r.status) for r in ledger.records(tenant)]
     assert stages[-2:] == [("validate", "failed"), ("publish", "failed")]
-    assert len({r.run_id for r in ledger.records(tenant)}) == 3
+    assert len({r.run_id for r in ledger.records(tenant)}) == 4
 
 
 def test_one_run_at_a_time_per_tenant(make_tenant: MakeTenant) -> None:
