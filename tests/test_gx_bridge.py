@@ -152,6 +152,29 @@ def test_row_filters_check_only_the_rows_they_select(warehouse: Path, tmp_path: 
     assert only_l1.rows_checked == {"silver.loan_month": 1}
 
 
+def test_a_filtered_suites_sql_run_bare_yields_its_columns_not_its_rows(warehouse: Path) -> None:
+    """GX runs a query asset's SQL bare to learn its columns: that must not fetch its rows
+    (12 M of them into Python after a full rebuild), while the queries that check them do."""
+    from sqlalchemy import create_engine, text
+
+    from servicervault.gx_bridge import DIALECT_DRIVER, _register_dialect, _rows_sql
+
+    _register_dialect()
+    engine = create_engine(
+        f"duckdb+{DIALECT_DRIVER}:///{warehouse}", connect_args={"read_only": True}
+    )
+    rows = _rows_sql("silver", "loan_month", "loan_id = 'L2'")
+    try:
+        with engine.connect() as connection:
+            bare = connection.execute(text(rows))
+            assert list(bare.keys()) == ["loan_id", "as_of", "state", "rate", "upb"]
+            assert bare.fetchall() == []
+            counted = connection.execute(text(f"SELECT count(*) FROM ({rows}) AS r")).scalar()
+    finally:
+        engine.dispose()
+    assert counted == 2
+
+
 def test_failing_suite_fails(failing: ValidationOutcome) -> None:
     assert not failing.success
     # 4 silver defects + 2 on the view; the missing table is reported, not evaluated.
