@@ -42,10 +42,10 @@ class ValidationWorker:
         self, tenant: Tenant, run_id: str, checked_from: date | None, period_tables: list[str]
     ) -> ValidationOutcome:
         """:func:`servicervault.stages.validate.validate`, in the worker; its errors re-raised."""
-        self._connection.send((tenant, run_id, checked_from, period_tables))
         try:
+            self._connection.send((tenant, run_id, checked_from, period_tables))
             ok, value, peak_rss_mib = self._connection.recv()
-        except EOFError:
+        except (EOFError, BrokenPipeError):
             self._process.join()
             raise VaultError(
                 "the validation process ended without a result "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from servicervault.errors import NotReadyError
+from servicervault.errors import NotReadyError, VaultError
 from servicervault.validation_worker import ValidationWorker
 from tests.conftest import MakeTenant
 
@@ -29,3 +29,12 @@ def test_a_run_that_ends_before_validating_stops_its_worker() -> None:
     worker.close()
     process = worker._process  # what matters is that no process is left behind
     assert not process.is_alive() and process.exitcode is not None
+
+
+def test_a_worker_that_died_is_a_clear_error_not_a_hang(make_tenant: MakeTenant) -> None:
+    worker = ValidationWorker()
+    worker._process.kill()  # as the out-of-memory killer would
+    worker._process.join()
+    with pytest.raises(VaultError, match="validation process ended without a result"):
+        worker.validate(make_tenant(), "run-1", None, [])
+    worker.close()
