@@ -32,3 +32,12 @@ def age_from_first_payment(
         "AS INT)",
         dialect="duckdb",
     )
+
+
+@macro()
+def vintage(
+    evaluator: MacroEvaluator, orig_date: exp.Expression, first_pay_date: exp.Expression
+) -> exp.Expression:
+    """The vintage: the origination quarter, e.g. ``2021Q3``."""
+    month = origination_month(evaluator, orig_date, first_pay_date).sql("duckdb")
+    return parse_one(f"STRFTIME({month}, '%Y') || 'Q' || QUARTER({month})", dialect="duckdb")

@@ -1,7 +1,7 @@
 MODEL (
   name gold.vintage_curves,
   kind FULL,
-  description 'Cumulative prepayment and default and 60+/90+ delinquency by origination quarter (vintage) and loan age, from silver.loan_performance and silver.loan; a vintage is every loan originated in the quarter that has at least one row on the tapes (contract: contracts/gold/vintage_curves.yaml).',
+  description 'Cumulative prepayment and default and 60+/90+ delinquency by origination quarter (vintage) and loan age, summed from the per-period counts of silver.vintage_counts; a vintage is every loan originated in the quarter that has at least one row on the tapes (contract: contracts/gold/vintage_curves.yaml).',
   grain (vintage, loan_age),
   column_descriptions @contract_column_descriptions('gold.vintage_curves'),
   audits (
@@ -27,79 +27,37 @@ MODEL (
   )
 );
 
-WITH loans AS (
-  /* The cohort: loans with at least one performance row, by origination quarter. */
+WITH cohorts AS (
+  /* The cohort: the loans with at least one row on the tapes, which gold.loan_snapshot holds
+     one row each of, by origination quarter. */
   SELECT
-    l.loan_id,
-    l.orig_upb,
-    l.first_pay_date,
-    STRFTIME(@origination_month(l.orig_date, l.first_pay_date), '%Y') || 'Q' || QUARTER(@origination_month(l.orig_date, l.first_pay_date)) AS vintage
-  FROM silver.loan AS l
-  WHERE
-    l.loan_id IN (SELECT loan_id FROM silver.loan_performance)
-), cohorts AS (
-  SELECT
-    vintage,
+    @vintage(orig_date, first_pay_date) AS vintage,
     COUNT(*) AS loans,
     SUM(orig_upb) AS orig_upb
-  FROM loans
-  GROUP BY vintage
-), observed AS (
-  /* The age axis is months since the first payment + 1, from the calendar, so every loan is
-     counted once per age even when a tape reports ages that do not advance. */
-  SELECT
-    l.vintage,
-    @age_from_first_payment(l.first_pay_date, p.period) AS loan_age,
-    COUNT(*) AS observed_loans,
-    COUNT(*) FILTER (WHERE p.is_active) AS active_loans,
-    COALESCE(SUM(p.upb) FILTER (WHERE p.is_active), 0) AS active_upb,
-    COUNT(*) FILTER (WHERE p.status = 'unknown') AS unknown_loans,
-    COUNT(*) FILTER (WHERE p.status IN ('dpd60', 'dpd90p')) AS dq60p_loans,
-    COALESCE(SUM(p.upb) FILTER (WHERE p.status IN ('dpd60', 'dpd90p')), 0) AS dq60p_upb,
-    COUNT(*) FILTER (WHERE p.status = 'dpd90p') AS dq90p_loans,
-    COALESCE(SUM(p.upb) FILTER (WHERE p.status = 'dpd90p'), 0) AS dq90p_upb
-  FROM silver.loan_performance AS p
-  JOIN loans AS l
-    ON l.loan_id = p.loan_id
+  FROM gold.loan_snapshot
   GROUP BY
-    l.vintage,
-    loan_age
-), exits AS (
-  /* Each loan leaves the book once: at its first row with a zero-balance code. */
-  SELECT
-    loan_id,
-    MIN(period) AS period,
-    ARG_MIN(status, period) AS status,
-    ARG_MIN(upb, period) AS upb
-  FROM silver.loan_performance
-  WHERE
-    NOT is_active
-  GROUP BY
-    loan_id
-), exits_by_age AS (
-  SELECT
-    l.vintage,
-    @age_from_first_payment(l.first_pay_date, e.period) AS loan_age,
-    COUNT(*) FILTER (WHERE e.status = 'prepaid') AS prepaid_loans,
-    COALESCE(SUM(e.upb) FILTER (WHERE e.status = 'prepaid'), 0) AS prepaid_upb,
-    COUNT(*) FILTER (WHERE e.status = 'defaulted') AS defaulted_loans,
-    COALESCE(SUM(e.upb) FILTER (WHERE e.status = 'defaulted'), 0) AS defaulted_upb
-  FROM exits AS e
-  JOIN loans AS l
-    ON l.loan_id = e.loan_id
-  GROUP BY
-    l.vintage,
-    loan_age
+    vintage
 ), by_age AS (
+  /* Each (vintage, age) gathers the periods its loans reached that age in. */
   SELECT
-    o.*,
-    COALESCE(x.prepaid_loans, 0) AS prepaid_loans,
-    COALESCE(x.prepaid_upb, 0) AS prepaid_upb,
-    COALESCE(x.defaulted_loans, 0) AS defaulted_loans,
-    COALESCE(x.defaulted_upb, 0) AS defaulted_upb
-  FROM observed AS o
-  LEFT JOIN exits_by_age AS x
-    ON x.vintage = o.vintage AND x.loan_age = o.loan_age
+    vintage,
+    loan_age,
+    CAST(SUM(observed_loans) AS BIGINT) AS observed_loans,
+    CAST(SUM(active_loans) AS BIGINT) AS active_loans,
+    SUM(active_upb) AS active_upb,
+    CAST(SUM(unknown_loans) AS BIGINT) AS unknown_loans,
+    CAST(SUM(dq60p_loans) AS BIGINT) AS dq60p_loans,
+    SUM(dq60p_upb) AS dq60p_upb,
+    CAST(SUM(dq90p_loans) AS BIGINT) AS dq90p_loans,
+    SUM(dq90p_upb) AS dq90p_upb,
+    CAST(SUM(prepaid_loans) AS BIGINT) AS prepaid_loans,
+    SUM(prepaid_upb) AS prepaid_upb,
+    CAST(SUM(defaulted_loans) AS BIGINT) AS defaulted_loans,
+    SUM(defaulted_upb) AS defaulted_upb
+  FROM silver.vintage_counts
+  GROUP BY
+    vintage,
+    loan_age
 ), cumulative AS (
   SELECT
     a.*,
