@@ -7,16 +7,21 @@ waits for the outcome. A separate process, not a thread, because two threads imp
 overlapping packages can deadlock on Python's import locks, and a thread would compete with
 the stages for the GIL. The worker is spawned (a fresh interpreter, so nothing of the parent's
 open DuckDB connections is inherited), does one validation and exits; it exits too when the
-run ends without validating, as its end of the pipe closes.
+run ends without validating, as its end of the pipe closes, and at once when the run's process
+dies (killed by a scheduler's timeout, say), so it never holds the warehouse open for a retry.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import pickle
 import resource
+import threading
 import traceback
+from contextlib import suppress
 from datetime import date
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from servicervault.config import Tenant
@@ -42,10 +47,13 @@ class ValidationWorker:
         self, tenant: Tenant, run_id: str, checked_from: date | None, period_tables: list[str]
     ) -> ValidationOutcome:
         """:func:`servicervault.stages.validate.validate`, in the worker; its errors re-raised."""
-        try:
+        # A worker that ended early leaves the pipe broken, but the error it ended on (failing
+        # to start, say) may still be waiting in it: read before declaring it dead.
+        with suppress(BrokenPipeError):
             self._connection.send((tenant, run_id, checked_from, period_tables))
+        try:
             ok, value, peak_rss_mib = self._connection.recv()
-        except (EOFError, BrokenPipeError):
+        except EOFError:
             self._process.join()
             raise VaultError(
                 "the validation process ended without a result "
@@ -66,6 +74,7 @@ class ValidationWorker:
 
 def _serve(connection: Connection) -> None:
     """The worker's life: import, wait for the one job, send back its outcome or error."""
+    threading.Thread(target=_exit_with_the_run, daemon=True).start()
     try:
         import great_expectations  # noqa: F401 -- the import this process exists to do early
 
@@ -85,13 +94,32 @@ def _serve(connection: Connection) -> None:
     _reply(connection, outcome)
 
 
+def _exit_with_the_run() -> None:
+    """End this process as soon as the run's process has ended, however it ended."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+
 def _reply(connection: Connection, value: Any) -> None:
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     if not isinstance(value, BaseException):
         connection.send((True, value, peak_rss_mib))
         return
     value.add_note(f"in the validation process:\n{traceback.format_exc()}")
+    connection.send((False, _transportable(value), peak_rss_mib))
+
+
+def _transportable(error: BaseException) -> BaseException:
+    """``error`` if the run's process can rebuild it from a pickle, else an error of the same
+    standing (a VaultError stays one, anything else stays a bug) that says what it said."""
     try:
-        connection.send((False, value, peak_rss_mib))
-    except Exception:  # the error does not pickle: send what it says instead
-        connection.send((False, VaultError(f"{type(value).__name__}: {value}"), peak_rss_mib))
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        kind = VaultError if isinstance(error, VaultError) else RuntimeError
+        substitute = kind(f"{type(error).__name__}: {error}")
+        for note in getattr(error, "__notes__", []):
+            substitute.add_note(note)
+        return substitute

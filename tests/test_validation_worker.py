@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from servicervault.errors import NotReadyError, VaultError
-from servicervault.validation_worker import ValidationWorker
+from servicervault.validation_worker import ValidationWorker, _transportable
 from tests.conftest import MakeTenant
 
 pytestmark = pytest.mark.slow
@@ -24,6 +29,40 @@ def test_an_error_in_the_worker_is_raised_in_the_run_with_where_it_happened(
     assert worker.peak_rss_mib is not None and worker.peak_rss_mib > 100  # GX was imported
 
 
+def test_an_error_while_the_worker_starts_is_the_error_the_run_reports(
+    make_tenant: MakeTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker fails and exits before the job is sent; its error still reaches the run."""
+    (tmp_path / "great_expectations.py").write_text("raise ImportError('a broken GX install')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # a spawned process starts with this sys.path
+    worker = ValidationWorker()
+    worker._process.join()  # it has ended before validate is called
+    try:
+        with pytest.raises(ImportError, match="a broken GX install"):
+            worker.validate(make_tenant(), "run-1", None, [])
+    finally:
+        worker.close()
+
+
+def test_an_error_the_run_could_not_rebuild_keeps_its_standing_and_its_words() -> None:
+    class NeedsTwo(Exception):
+        def __init__(self, message: str, metrics: list[str]) -> None:
+            super().__init__(message)
+
+    class VaultNeedsTwo(VaultError):
+        def __init__(self, message: str, where: str) -> None:
+            super().__init__(message)
+
+    bug = NeedsTwo("metric failed", ["m"])
+    bug.add_note("in the validation process: traceback")
+    sent = _transportable(bug)
+    assert type(sent) is RuntimeError and str(sent) == "NeedsTwo: metric failed"
+    assert sent.__notes__ == ["in the validation process: traceback"]
+    assert type(_transportable(VaultNeedsTwo("no table", "x"))) is VaultError
+    plain = NotReadyError("not yet")
+    assert _transportable(plain) is plain
+
+
 def test_a_run_that_ends_before_validating_stops_its_worker() -> None:
     worker = ValidationWorker()
     worker.close()
@@ -38,3 +77,34 @@ def test_a_worker_that_died_is_a_clear_error_not_a_hang(make_tenant: MakeTenant)
     with pytest.raises(VaultError, match="validation process ended without a result"):
         worker.validate(make_tenant(), "run-1", None, [])
     worker.close()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in state  # a zombie has ended, waiting for init to reap it
+
+
+def test_a_busy_worker_ends_when_the_run_is_killed(tmp_path: Path) -> None:
+    """A killed `vault run` runs no clean-up; its worker, busy (here: an import that takes ten
+    minutes), must not live on holding the warehouse open."""
+    (tmp_path / "great_expectations.py").write_text("import time\ntime.sleep(600)\n")
+    script = (
+        "import os, signal, sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from servicervault.validation_worker import ValidationWorker\n"
+        "if __name__ == '__main__':\n"
+        "    worker = ValidationWorker()\n"
+        "    print(worker._process.pid, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    # Read one line, not to the end: a surviving worker would hold the output pipe open.
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pid = int(run.stdout.readline())
+    run.wait()
+    deadline = time.monotonic() + 60
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(pid)
