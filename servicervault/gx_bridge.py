@@ -557,7 +557,8 @@ def _count_rows(
 
 
 def _rows_sql(schema: str | None, table: str, condition: str | None) -> str:
-    """The rows a suite checks: the table's, or those meeting its row filter."""
+    """The rows a suite checks: the table's, or those meeting its row filter. Run bare through
+    our dialect it yields only its columns (see _QUERY_ASSET_SELECT); wrap it to read rows."""
     where = f" WHERE {condition}" if condition else ""
     return f"{_QUERY_ASSET_SELECT} FROM {schema or 'main'}.{table}{where}"
 
