@@ -83,14 +83,13 @@ def _serve(connection: Connection) -> None:
         job = connection.recv()
     except EOFError:
         return  # the run ended without validating
-    except BaseException as exc:
+    except BaseException as exc:  # failing to start is the validation's outcome
         _reply(connection, exc)
         return
     try:
         outcome: Any = validate(*job)
     except BaseException as exc:
-        _reply(connection, exc)
-        return
+        outcome = exc
     _reply(connection, outcome)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +17,18 @@ from tests.conftest import MakeTenant
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def worker() -> Iterator[ValidationWorker]:
+    started = ValidationWorker()
+    yield started
+    started.close()
+
+
 def test_an_error_in_the_worker_is_raised_in_the_run_with_where_it_happened(
-    make_tenant: MakeTenant,
+    make_tenant: MakeTenant, worker: ValidationWorker
 ) -> None:
-    worker = ValidationWorker()
-    try:
-        with pytest.raises(NotReadyError, match="has no warehouse yet") as raised:
-            worker.validate(make_tenant(), "run-1", None, [])
-    finally:
-        worker.close()
+    with pytest.raises(NotReadyError, match="has no warehouse yet") as raised:
+        worker.validate(make_tenant(), "run-1", None, [])
     assert any("in the validation process" in note for note in raised.value.__notes__)
     assert worker.peak_rss_mib is not None and worker.peak_rss_mib > 100  # GX was imported
 
@@ -63,20 +67,19 @@ def test_an_error_the_run_could_not_rebuild_keeps_its_standing_and_its_words() -
     assert _transportable(plain) is plain
 
 
-def test_a_run_that_ends_before_validating_stops_its_worker() -> None:
-    worker = ValidationWorker()
+def test_a_run_that_ends_before_validating_stops_its_worker(worker: ValidationWorker) -> None:
     worker.close()
     process = worker._process  # what matters is that no process is left behind
     assert not process.is_alive() and process.exitcode is not None
 
 
-def test_a_worker_that_died_is_a_clear_error_not_a_hang(make_tenant: MakeTenant) -> None:
-    worker = ValidationWorker()
+def test_a_worker_that_died_is_a_clear_error_not_a_hang(
+    make_tenant: MakeTenant, worker: ValidationWorker
+) -> None:
     worker._process.kill()  # as the out-of-memory killer would
     worker._process.join()
     with pytest.raises(VaultError, match="validation process ended without a result"):
         worker.validate(make_tenant(), "run-1", None, [])
-    worker.close()
 
 
 def _running(pid: int) -> bool:

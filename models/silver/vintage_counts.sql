@@ -16,79 +16,44 @@ MODEL (
   )
 );
 
-WITH observed AS (
-  /* The age axis is months since the first payment + 1, from the calendar, so every loan is
-     counted once per age even when a tape reports ages that do not advance. */
-  SELECT
-    p.period,
-    @vintage(l.orig_date, l.first_pay_date) AS vintage,
-    @age_from_first_payment(l.first_pay_date, p.period) AS loan_age,
-    COUNT(*) AS observed_loans,
-    COUNT(*) FILTER (WHERE p.is_active) AS active_loans,
-    COALESCE(SUM(p.upb) FILTER (WHERE p.is_active), 0) AS active_upb,
-    COUNT(*) FILTER (WHERE p.status = 'unknown') AS unknown_loans,
-    COUNT(*) FILTER (WHERE p.status IN ('dpd60', 'dpd90p')) AS dq60p_loans,
-    COALESCE(SUM(p.upb) FILTER (WHERE p.status IN ('dpd60', 'dpd90p')), 0) AS dq60p_upb,
-    COUNT(*) FILTER (WHERE p.status = 'dpd90p') AS dq90p_loans,
-    COALESCE(SUM(p.upb) FILTER (WHERE p.status = 'dpd90p'), 0) AS dq90p_upb
-  FROM silver.loan_performance AS p
-  JOIN silver.loan AS l
-    ON l.loan_id = p.loan_id
-  WHERE
-    p.period BETWEEN @start_date AND @end_date
-  GROUP BY
-    p.period,
-    vintage,
-    loan_age
-), exits AS (
+WITH first_exits AS (
   /* Each loan leaves the book once: at its first row with a zero-balance code, which may be
-     in these periods only if the loan had none before them. */
+     before the periods built. */
   SELECT
     loan_id,
-    MIN(period) AS period,
-    ARG_MIN(status, period) AS status,
-    ARG_MIN(upb, period) AS upb
+    MIN(period) AS period
   FROM silver.loan_performance
   WHERE
     NOT is_active AND period <= @end_date
   GROUP BY
     loan_id
-  HAVING
-    MIN(period) >= @start_date
-), exits_by_age AS (
-  SELECT
-    e.period,
-    @vintage(l.orig_date, l.first_pay_date) AS vintage,
-    @age_from_first_payment(l.first_pay_date, e.period) AS loan_age,
-    COUNT(*) FILTER (WHERE e.status = 'prepaid') AS prepaid_loans,
-    COALESCE(SUM(e.upb) FILTER (WHERE e.status = 'prepaid'), 0) AS prepaid_upb,
-    COUNT(*) FILTER (WHERE e.status = 'defaulted') AS defaulted_loans,
-    COALESCE(SUM(e.upb) FILTER (WHERE e.status = 'defaulted'), 0) AS defaulted_upb
-  FROM exits AS e
-  JOIN silver.loan AS l
-    ON l.loan_id = e.loan_id
-  GROUP BY
-    e.period,
-    vintage,
-    loan_age
 )
-/* A loan's exit row is one of its rows, so every exit's period, vintage and age is observed. */
+/* The age axis is months since the first payment + 1, from the calendar, so every loan is
+   counted once per age even when a tape reports ages that do not advance. */
 SELECT
-  o.period,
-  o.vintage,
-  o.loan_age,
-  o.observed_loans,
-  o.active_loans,
-  o.active_upb,
-  o.unknown_loans,
-  o.dq60p_loans,
-  o.dq60p_upb,
-  o.dq90p_loans,
-  o.dq90p_upb,
-  COALESCE(x.prepaid_loans, 0) AS prepaid_loans,
-  COALESCE(x.prepaid_upb, 0) AS prepaid_upb,
-  COALESCE(x.defaulted_loans, 0) AS defaulted_loans,
-  COALESCE(x.defaulted_upb, 0) AS defaulted_upb
-FROM observed AS o
-LEFT JOIN exits_by_age AS x
-  ON x.period = o.period AND x.vintage = o.vintage AND x.loan_age = o.loan_age
+  p.period,
+  @vintage(l.orig_date, l.first_pay_date) AS vintage,
+  @age_from_first_payment(l.first_pay_date, p.period) AS loan_age,
+  COUNT(*) AS observed_loans,
+  COUNT(*) FILTER (WHERE p.is_active) AS active_loans,
+  COALESCE(SUM(p.upb) FILTER (WHERE p.is_active), 0) AS active_upb,
+  COUNT(*) FILTER (WHERE p.status = 'unknown') AS unknown_loans,
+  COUNT(*) FILTER (WHERE p.status IN ('dpd60', 'dpd90p')) AS dq60p_loans,
+  COALESCE(SUM(p.upb) FILTER (WHERE p.status IN ('dpd60', 'dpd90p')), 0) AS dq60p_upb,
+  COUNT(*) FILTER (WHERE p.status = 'dpd90p') AS dq90p_loans,
+  COALESCE(SUM(p.upb) FILTER (WHERE p.status = 'dpd90p'), 0) AS dq90p_upb,
+  COUNT(*) FILTER (WHERE NOT x.loan_id IS NULL AND p.status = 'prepaid') AS prepaid_loans,
+  COALESCE(SUM(p.upb) FILTER (WHERE NOT x.loan_id IS NULL AND p.status = 'prepaid'), 0) AS prepaid_upb,
+  COUNT(*) FILTER (WHERE NOT x.loan_id IS NULL AND p.status = 'defaulted') AS defaulted_loans,
+  COALESCE(SUM(p.upb) FILTER (WHERE NOT x.loan_id IS NULL AND p.status = 'defaulted'), 0) AS defaulted_upb
+FROM silver.loan_performance AS p
+JOIN silver.loan AS l
+  ON l.loan_id = p.loan_id
+LEFT JOIN first_exits AS x
+  ON x.loan_id = p.loan_id AND x.period = p.period
+WHERE
+  p.period BETWEEN @start_date AND @end_date
+GROUP BY
+  p.period,
+  vintage,
+  loan_age
