@@ -80,6 +80,7 @@ class Delivery:
         self._parsed: list[tuple[FileKind, str]] = []  # each group's kind and view
         self._quarantine: list[str] = []  # tables of bad rows
         self._latest: dict[str, str] = {}  # derived table -> its latest rows so far
+        self._latest_kinds: dict[str, str] = {}  # each of those: a TABLE or a VIEW
         # A file, not an in-memory database: table data beyond the memory limit must be
         # able to leave memory.
         self.con = duckdb.connect(str(work_dir / "delivery.duckdb"))
@@ -128,12 +129,21 @@ class Delivery:
             # and holds that memory until the query ends, so one query over every group's rows
             # would grow with the delivery (12 M rows: out of memory at 1 GB).
             rows = f"({landed_rows(kind, derived, table)})"
-            if previous := self._latest.get(derived):
-                rows = f"{rows} UNION ALL (FROM {previous})"
+            previous = self._latest.get(derived)
             latest = f"{derived}_latest_{len(self._parsed)}"
-            self.con.execute(f"CREATE TABLE {latest} AS {_latest(rows)}")
             if previous:
-                self.con.execute(f"DROP TABLE {previous}")
+                rows = f"{rows} UNION ALL (FROM {previous})"
+                self.con.execute(f"CREATE TABLE {latest} AS {_latest(rows)}")
+                self.con.execute(f"DROP {self._latest_kinds[previous]} {previous}")
+                self._latest_kinds[latest] = "TABLE"
+            elif self._repeats_a_loan(rows):
+                self.con.execute(f"CREATE TABLE {latest} AS {_latest(rows)}")
+                self._latest_kinds[latest] = "TABLE"
+            else:
+                # Every loan once (a monthly tape): its rows are the latest as they are, read
+                # from the group's Parquet; arg_max and a stored copy cost 0.7 s per 185k rows.
+                self.con.execute(f"CREATE VIEW {latest} AS {rows}")
+                self._latest_kinds[latest] = "VIEW"
             self._latest[derived] = latest
         for tape in tapes:
             tape.rows_in = parsed.rows_in.get(tape.key, 0)
@@ -141,6 +151,12 @@ class Delivery:
             bad = f"quarantine_{len(self._parsed)}"
             parsed.quarantine.create(bad)
             self._quarantine.append(bad)
+
+    def _repeats_a_loan(self, rows: str) -> bool:
+        [(repeated,)] = self.con.execute(
+            f"SELECT count(*) > count(DISTINCT loan_id) FROM {rows}"
+        ).fetchall()
+        return bool(repeated)
 
     def _final(self) -> dict[str, Path]:
         # Lines are numbered by now; without the order guarantee, copies run on every core
