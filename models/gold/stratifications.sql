@@ -87,11 +87,13 @@ WITH book AS (
     AND m.period BETWEEN @start_date AND @end_date
     AND p.is_active
 ), labelled AS (
+  /* LIST_EXTRACT, not list[i]: once the order's type is known, SQLMesh's optimizer (sqlglot)
+     rewrites list[i] as list[i + 1], and every label would shift by one bucket. */
   SELECT
     *,
-    CASE WHEN fico_order = 99 THEN 'missing' ELSE ['<620', '620-659', '660-699', '700-739', '740-779', '>=780'][fico_order] END AS fico_bucket,
-    CASE WHEN ltv_order = 99 THEN 'missing' ELSE ['<=60', '60-70', '70-80', '80-90', '90-95', '>95'][ltv_order] END AS ltv_bucket,
-    CASE WHEN dti_order = 99 THEN 'missing' ELSE ['<=20', '20-30', '30-36', '36-43', '43-50', '>50'][dti_order] END AS dti_bucket,
+    CASE WHEN fico_order = 99 THEN 'missing' ELSE LIST_EXTRACT(['<620', '620-659', '660-699', '700-739', '740-779', '>=780'], fico_order) END AS fico_bucket,
+    CASE WHEN ltv_order = 99 THEN 'missing' ELSE LIST_EXTRACT(['<=60', '60-70', '70-80', '80-90', '90-95', '>95'], ltv_order) END AS ltv_bucket,
+    CASE WHEN dti_order = 99 THEN 'missing' ELSE LIST_EXTRACT(['<=20', '20-30', '30-36', '36-43', '43-50', '>50'], dti_order) END AS dti_bucket,
     CASE
       WHEN rate_order = 1 THEN '<3.0'
       WHEN rate_order = 12 THEN '>=8.0'
