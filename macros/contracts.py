@@ -31,7 +31,6 @@ def contract_column_descriptions(evaluator: MacroEvaluator, table: exp.Expressio
     )
 
 
-
 @macro()
 def contract_casts(evaluator: MacroEvaluator, table: exp.Expression) -> list[exp.Expression]:
     """``CAST(col AS TYPE) AS col, ...`` for every column of the contract of ``table``, in
@@ -40,8 +39,6 @@ def contract_casts(evaluator: MacroEvaluator, table: exp.Expression) -> list[exp
     from servicervault.contracts import contract
 
     return [
-        exp.cast(exp.column(col.name), exp.DataType.build(col.type, dialect="duckdb")).as_(
-            col.name
-        )
+        exp.cast(exp.column(col.name), exp.DataType.build(col.type, dialect="duckdb")).as_(col.name)
         for col in contract(table.name).columns
     ]
