@@ -1,7 +1,7 @@
 MODEL (
   name silver.loan,
   kind FULL,
-  description 'Canonical static loan attributes (contract: contracts/loan.yaml), one row per loan, from the latest reporting period of the latest snapshot. A build reads only the snapshots landed since the last one (main.build_scope) beside the loans'' previous rows; a build of every period reads every snapshot.',
+  description 'Canonical static loan attributes (contract: contracts/loan.yaml), one row per loan, from the latest reporting period of the latest snapshot.',
   grain loan_id,
   audits (
     not_null(columns := (loan_id, orig_rate, orig_upb, orig_term, first_pay_date)),
@@ -9,33 +9,9 @@ MODEL (
   )
 );
 
-WITH scope AS (
-  SELECT
-    everything,
-    new_snapshots
-  FROM main.build_scope
-), candidates AS (
-  /* A loan's latest row is the latest of its previous latest row and its rows landed since,
-     so a build reads only the new snapshots, not every delivered row again. */
-  SELECT
-    *
-  FROM bronze.loan
-  WHERE
-    (SELECT everything FROM scope)
-    OR _snapshot_id IN (SELECT UNNEST(new_snapshots) FROM scope)
-  UNION ALL BY NAME
-  SELECT
-    *
-  FROM silver.loan
-  WHERE
-    NOT (SELECT everything FROM scope)
-)
 SELECT
-  @contract_casts('silver.loan'),
-  CAST(_snapshot_id AS VARCHAR) AS _snapshot_id,
-  CAST(_source_file AS VARCHAR) AS _source_file,
-  CAST(_line_number AS BIGINT) AS _line_number
-FROM candidates
+  *
+FROM bronze.loan
 QUALIFY
   ROW_NUMBER() OVER (
     PARTITION BY loan_id

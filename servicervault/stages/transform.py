@@ -33,10 +33,6 @@ BUILT_SNAPSHOTS = "main.built_snapshots"
 # Present while a build runs. Found by the next build, it means that one was killed or failed
 # part-way: what it rebuilt is unknown, so every period is rebuilt and reported as rebuilt.
 BUILD_STARTED = "main.build_started"
-# What the models keyed by loan, which read their own previous rows, recompute in this build:
-# every row (``everything``), or the loans with rows in the periods from ``rebuilt_from`` on
-# (``new_snapshots``: the snapshots landed since the last build). Written before any model runs.
-BUILD_SCOPE = "main.build_scope"
 
 
 class TransformError(VaultError):
@@ -182,7 +178,6 @@ def _build(
         context.engine_adapter.execute(
             f"CREATE TABLE IF NOT EXISTS {BUILD_STARTED} AS SELECT now() AS started_at"
         )
-        _set_scope(context, FIRST_PERIOD, None)  # new or edited models build every row
         if not built:
             plan = context.plan("prod", auto_apply=True, **options)
             rebuilt_from: date | None = FIRST_PERIOD
@@ -192,7 +187,6 @@ def _build(
                 context.apply(plan)
             rebuilt_from = _first_changed_period(context, new)
             if rebuilt_from is not None:
-                _set_scope(context, rebuilt_from, new)
                 context.plan(
                     "prod",
                     restate_models=["bronze.loan_month", "bronze.loan"],
@@ -283,16 +277,6 @@ def _first_changed_period(context: Any, new: list[str] | None) -> date | None:
         """
     )
     return first or FIRST_PERIOD
-
-
-def _set_scope(context: Any, rebuilt_from: date, new: list[str] | None) -> None:
-    new_snapshots = f"[{_in_list(new or [])}]::VARCHAR[]"
-    everything = "TRUE" if rebuilt_from == FIRST_PERIOD else "FALSE"
-    context.engine_adapter.execute(
-        f"CREATE OR REPLACE TABLE {BUILD_SCOPE} AS SELECT {everything} AS everything, "
-        f"DATE {literal(rebuilt_from.isoformat())} AS rebuilt_from, "
-        f"{new_snapshots} AS new_snapshots"
-    )
 
 
 def _record_built(context: Any, snapshot_ids: list[str]) -> None:
