@@ -19,7 +19,7 @@ from servicervault.config import Tenant
 from servicervault.contracts import LOAN_MONTHS
 from servicervault.errors import NotReadyError, VaultError
 from servicervault.ledger import StageRecord, Stopwatch
-from servicervault.validation_worker import ValidationWorker
+from servicervault.stage_worker import WORKER_STAGES, StageWorker
 
 STAGES = ("extract", "transform", "validate", "publish", "drop")
 
@@ -56,11 +56,18 @@ def _extract(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
     return rows, message, details
 
 
-def _transform(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
-    from servicervault.stages.transform import FIRST_PERIOD, transform
+def _transform(
+    tenant: Tenant, run_id: str, say: Progress, worker: StageWorker | None = None
+) -> Outcome:
+    from servicervault.stages.transform import FIRST_PERIOD, TransformResult
 
     say("building models with SQLMesh")
-    result = transform(tenant)
+    if worker:
+        result: TransformResult = worker.run(tenant)
+    else:
+        from servicervault.stages.transform import transform
+
+        result = transform(tenant)
     rows = result.rows.get(LOAN_MONTHS, 0)
     rebuilt = result.rebuilt_from
     if rebuilt is None:
@@ -81,6 +88,7 @@ def _transform(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
         "model_seconds": result.model_seconds,
         "rebuilt_from": None if rebuilt is None else rebuilt.isoformat(),
         "period_tables": result.period_tables,
+        "worker_peak_rss_mib": worker.peak_rss_mib if worker else None,
     }
     return rows, message, details
 
@@ -95,7 +103,7 @@ def _current_transform(tenant: Tenant) -> StageRecord:
 
 
 def _validate(
-    tenant: Tenant, run_id: str, say: Progress, worker: ValidationWorker | None = None
+    tenant: Tenant, run_id: str, say: Progress, worker: StageWorker | None = None
 ) -> Outcome:
     from servicervault.stages.validate import suites_fingerprint, validate
 
@@ -106,7 +114,7 @@ def _validate(
     period_tables = built.details.get("period_tables", [])
     scope = _checked_scope(checked_from, period_tables)
     say(f"validating build {build_id} with Great Expectations{scope}")
-    outcome = (worker.validate if worker else validate)(tenant, run_id, checked_from, period_tables)
+    outcome = (worker.run if worker else validate)(tenant, run_id, checked_from, period_tables)
     details = {
         "build_id": build_id,
         "success": outcome.success,
@@ -234,8 +242,11 @@ def run_stages(
     """Run ``stages`` in order under the tenant lock; stop at the first failure."""
     say = progress or (lambda _msg: None)
     records: list[StageRecord] = []
-    with ledger.tenant_lock(tenant), _early_validation(stages) as worker:
-        functions = _STAGE_FUNCTIONS | {"validate": partial(_validate, worker=worker)}
+    with ledger.tenant_lock(tenant), _early_workers(stages) as workers:
+        functions = _STAGE_FUNCTIONS | {
+            stage: partial(_STAGE_FUNCTIONS[stage], worker=worker)
+            for stage, worker in workers.items()
+        }
         run_id = ledger.new_run_id()
         for stage in stages:
             record = _run_one(tenant, stage, run_id, say, functions[stage])
@@ -246,17 +257,19 @@ def run_stages(
 
 
 @contextmanager
-def _early_validation(stages: tuple[str, ...]) -> Iterator[ValidationWorker | None]:
-    """A validation worker, importing Great Expectations from now on, when stages run before
-    validate (see :mod:`servicervault.validation_worker`); None when validate runs first."""
-    if "validate" not in stages[1:]:
-        yield None
-        return
-    worker = ValidationWorker()
+def _early_workers(stages: tuple[str, ...]) -> Iterator[dict[str, StageWorker]]:
+    """A worker, importing its stage's library from now on, for each of transform and validate
+    that runs after another stage (see :mod:`servicervault.stage_worker`); a stage that runs
+    first runs in this process."""
+    workers: dict[str, StageWorker] = {}
     try:
-        yield worker
+        for stage in WORKER_STAGES:
+            if stage in stages[1:]:
+                workers[stage] = StageWorker(stage)
+        yield workers
     finally:
-        worker.close()
+        for worker in workers.values():
+            worker.close()
 
 
 def _run_one(

@@ -48,8 +48,10 @@ def test_a_failed_expectation_stops_the_run_and_nothing_is_published(
         ("publish", "ok"),
         ("drop", "ok"),
     ]
-    # Stages ran before validate, so it ran in the worker started with the run (its peak
-    # memory, GX loaded, is recorded); run first, it runs in the run's own process.
+    # Stages ran before transform and validate, so each ran in the worker started with the
+    # run (its peak memory, SQLMesh or GX loaded, is recorded); run first, a stage runs in the
+    # run's own process.
+    assert records[1].details["worker_peak_rss_mib"] > 100
     assert records[2].details["worker_peak_rss_mib"] > 100
     published = sha256_file(analytics_path(tenant))
 
@@ -65,6 +67,7 @@ def test_a_failed_expectation_stops_the_run_and_nothing_is_published(
     # The worker's verdict stops the run the same way (nothing new: transform keeps the table).
     records = run_stages(tenant, ("transform", "validate", "publish"))
     assert [(r.stage, r.status) for r in records] == [("transform", "ok"), ("validate", "failed")]
+    assert records[0].details["worker_peak_rss_mib"] is None
     assert "smm" in records[1].message and records[1].details["worker_peak_rss_mib"] > 100
 
     [refused] = run_stages(tenant, ("publish",))
@@ -75,6 +78,14 @@ def test_a_failed_expectation_stops_the_run_and_nothing_is_published(
     stages = [(r.stage, r.status) for r in ledger.records(tenant)]
     assert stages[-2:] == [("validate", "failed"), ("publish", "failed")]
     assert len({r.run_id for r in ledger.records(tenant)}) == 4
+
+
+def test_a_transform_error_in_its_worker_fails_the_run_with_its_message(
+    make_tenant: MakeTenant,
+) -> None:
+    records = run_stages(make_tenant(), ("extract", "transform", "validate"))
+    assert [(r.stage, r.status) for r in records] == [("extract", "ok"), ("transform", "failed")]
+    assert "has no committed snapshots" in records[1].message
 
 
 def test_one_run_at_a_time_per_tenant(make_tenant: MakeTenant) -> None:

@@ -1,18 +1,20 @@
-"""A process that imports Great Expectations while a run's earlier stages work, then validates.
+"""Processes that import a stage's heavy library while a run's earlier stages work, then run it.
 
-Importing Great Expectations costs about 3 s of one core, a fifth of a small tenant's nightly
-run. A run of several stages starts this worker first: on the second core it imports GX while
-extract and transform work (mostly inside DuckDB), and the validate stage hands it the job and
-waits for the outcome. A separate process, not a thread, because two threads importing
-overlapping packages can deadlock on Python's import locks, and a thread would compete with
-the stages for the GIL. The worker is spawned (a fresh interpreter, so nothing of the parent's
-open DuckDB connections is inherited), does one validation and exits; it exits too when the
-run ends without validating, as its end of the pipe closes, and at once when the run's process
-dies (killed by a scheduler's timeout, say), so it never holds the warehouse open for a retry.
+A nightly run's fixed costs are mostly imports: SQLMesh about 2 s of one core, Great Expectations
+about 3 s. A run of several stages starts a worker for each of transform and validate that comes
+after another stage: it imports its library on the second core while the stages before it work
+(mostly inside DuckDB), and the stage hands it the job and waits for the outcome. Processes, not
+threads, because two threads importing overlapping packages can deadlock on Python's import
+locks, and a thread would compete with the stages for the GIL. A worker is spawned (a fresh
+interpreter, so nothing of the parent's open DuckDB connections is inherited), does one job and
+exits; it exits too when the run ends without reaching its stage, as its end of the pipe closes,
+and at once when the run's process dies (killed by a scheduler's timeout, say), so it never holds
+the warehouse open for a retry.
 """
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import pickle
@@ -20,44 +22,46 @@ import resource
 import threading
 import traceback
 from contextlib import suppress
-from datetime import date
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from servicervault.config import Tenant
 from servicervault.errors import VaultError
-from servicervault.gx_bridge import ValidationOutcome
+
+# Per stage: the import a worker does ahead of time, and the module and function it then runs.
+WORKER_STAGES = {
+    "transform": ("sqlmesh", "servicervault.stages.transform", "transform"),
+    "validate": ("great_expectations", "servicervault.stages.validate", "validate"),
+}
 
 
-class ValidationWorker:
-    """One validation, run in a process started (and importing GX) ahead of time."""
+class StageWorker:
+    """One run of ``stage``'s function, in a process started (and importing) ahead of time."""
 
-    def __init__(self) -> None:
+    def __init__(self, stage: str) -> None:
         context = multiprocessing.get_context("spawn")
+        self.stage = stage
         self._connection, child_end = context.Pipe()
         self._process = context.Process(
-            target=_serve, args=(child_end,), name="vault-validate", daemon=True
+            target=_serve, args=(child_end, stage), name=f"vault-{stage}", daemon=True
         )
         self._process.start()
         child_end.close()
-        #: The worker's peak resident memory, known once it has validated.
+        #: The worker's peak resident memory, known once it has run.
         self.peak_rss_mib: float | None = None
 
-    def validate(
-        self, tenant: Tenant, run_id: str, checked_from: date | None, period_tables: list[str]
-    ) -> ValidationOutcome:
-        """:func:`servicervault.stages.validate.validate`, in the worker; its errors re-raised."""
+    def run(self, *args: Any) -> Any:
+        """The stage's function called with ``args``, in the worker; its errors re-raised."""
         # A worker that ended early leaves the pipe broken, but the error it ended on (failing
         # to start, say) may still be waiting in it: read before declaring it dead.
         with suppress(BrokenPipeError):
-            self._connection.send((tenant, run_id, checked_from, period_tables))
+            self._connection.send(args)
         try:
             ok, value, peak_rss_mib = self._connection.recv()
         except EOFError:
             self._process.join()
             raise VaultError(
-                "the validation process ended without a result "
-                f"(exit code {self._process.exitcode}); nothing was validated"
+                f"the {self.stage} process ended without a result "
+                f"(exit code {self._process.exitcode}); its stage did not run"
             ) from None
         self.peak_rss_mib = peak_rss_mib
         if not ok:
@@ -72,25 +76,24 @@ class ValidationWorker:
         self._process.join()
 
 
-def _serve(connection: Connection) -> None:
+def _serve(connection: Connection, stage: str) -> None:
     """The worker's life: import, wait for the one job, send back its outcome or error."""
     threading.Thread(target=_exit_with_the_run, daemon=True).start()
+    library, module, function = WORKER_STAGES[stage]
     try:
-        import great_expectations  # noqa: F401 -- the import this process exists to do early
-
-        from servicervault.stages.validate import validate
-
-        job = connection.recv()
+        importlib.import_module(library)  # the import this process exists to do early
+        run = getattr(importlib.import_module(module), function)
+        args = connection.recv()
     except EOFError:
-        return  # the run ended without validating
-    except BaseException as exc:  # failing to start is the validation's outcome
-        _reply(connection, exc)
+        return  # the run ended before this stage
+    except BaseException as exc:  # failing to start is the stage's outcome
+        _reply(connection, stage, exc)
         return
     try:
-        outcome: Any = validate(*job)
+        outcome: Any = run(*args)
     except BaseException as exc:
         outcome = exc
-    _reply(connection, outcome)
+    _reply(connection, stage, outcome)
 
 
 def _exit_with_the_run() -> None:
@@ -101,12 +104,12 @@ def _exit_with_the_run() -> None:
         os._exit(1)
 
 
-def _reply(connection: Connection, value: Any) -> None:
+def _reply(connection: Connection, stage: str, value: Any) -> None:
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     if not isinstance(value, BaseException):
         connection.send((True, value, peak_rss_mib))
         return
-    value.add_note(f"in the validation process:\n{traceback.format_exc()}")
+    value.add_note(f"in the {stage} process:\n{traceback.format_exc()}")
     connection.send((False, _transportable(value), peak_rss_mib))
 
 

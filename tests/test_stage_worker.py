@@ -1,4 +1,4 @@
-"""The validation worker: a separate process, so its errors and its end must cross over."""
+"""The stage workers: separate processes, so their errors and their end must cross over."""
 
 from __future__ import annotations
 
@@ -11,25 +11,25 @@ from pathlib import Path
 import pytest
 
 from servicervault.errors import NotReadyError, VaultError
-from servicervault.validation_worker import ValidationWorker, _transportable
+from servicervault.stage_worker import StageWorker, _transportable
 from tests.conftest import MakeTenant
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def worker() -> Iterator[ValidationWorker]:
-    started = ValidationWorker()
+def worker() -> Iterator[StageWorker]:
+    started = StageWorker("validate")
     yield started
     started.close()
 
 
 def test_an_error_in_the_worker_is_raised_in_the_run_with_where_it_happened(
-    make_tenant: MakeTenant, worker: ValidationWorker
+    make_tenant: MakeTenant, worker: StageWorker
 ) -> None:
     with pytest.raises(NotReadyError, match="has no warehouse yet") as raised:
-        worker.validate(make_tenant(), "run-1", None, [])
-    assert any("in the validation process" in note for note in raised.value.__notes__)
+        worker.run(make_tenant(), "run-1", None, [])
+    assert any("in the validate process" in note for note in raised.value.__notes__)
     assert worker.peak_rss_mib is not None and worker.peak_rss_mib > 100  # GX was imported
 
 
@@ -39,11 +39,11 @@ def test_an_error_while_the_worker_starts_is_the_error_the_run_reports(
     """The worker fails and exits before the job is sent; its error still reaches the run."""
     (tmp_path / "great_expectations.py").write_text("raise ImportError('a broken GX install')\n")
     monkeypatch.syspath_prepend(str(tmp_path))  # a spawned process starts with this sys.path
-    worker = ValidationWorker()
+    worker = StageWorker("validate")
     worker._process.join()  # it has ended before validate is called
     try:
         with pytest.raises(ImportError, match="a broken GX install"):
-            worker.validate(make_tenant(), "run-1", None, [])
+            worker.run(make_tenant(), "run-1", None, [])
     finally:
         worker.close()
 
@@ -58,28 +58,28 @@ def test_an_error_the_run_could_not_rebuild_keeps_its_standing_and_its_words() -
             super().__init__(message)
 
     bug = NeedsTwo("metric failed", ["m"])
-    bug.add_note("in the validation process: traceback")
+    bug.add_note("in the validate process: traceback")
     sent = _transportable(bug)
     assert type(sent) is RuntimeError and str(sent) == "NeedsTwo: metric failed"
-    assert sent.__notes__ == ["in the validation process: traceback"]
+    assert sent.__notes__ == ["in the validate process: traceback"]
     assert type(_transportable(VaultNeedsTwo("no table", "x"))) is VaultError
     plain = NotReadyError("not yet")
     assert _transportable(plain) is plain
 
 
-def test_a_run_that_ends_before_validating_stops_its_worker(worker: ValidationWorker) -> None:
+def test_a_run_that_ends_before_validating_stops_its_worker(worker: StageWorker) -> None:
     worker.close()
     process = worker._process  # what matters is that no process is left behind
     assert not process.is_alive() and process.exitcode is not None
 
 
 def test_a_worker_that_died_is_a_clear_error_not_a_hang(
-    make_tenant: MakeTenant, worker: ValidationWorker
+    make_tenant: MakeTenant, worker: StageWorker
 ) -> None:
     worker._process.kill()  # as the out-of-memory killer would
     worker._process.join()
-    with pytest.raises(VaultError, match="validation process ended without a result"):
-        worker.validate(make_tenant(), "run-1", None, [])
+    with pytest.raises(VaultError, match="validate process ended without a result"):
+        worker.run(make_tenant(), "run-1", None, [])
 
 
 def _running(pid: int) -> bool:
@@ -97,9 +97,9 @@ def test_a_busy_worker_ends_when_the_run_is_killed(tmp_path: Path) -> None:
     script = (
         "import os, signal, sys\n"
         f"sys.path.insert(0, {str(tmp_path)!r})\n"
-        "from servicervault.validation_worker import ValidationWorker\n"
+        "from servicervault.stage_worker import StageWorker\n"
         "if __name__ == '__main__':\n"
-        "    worker = ValidationWorker()\n"
+        "    worker = StageWorker('validate')\n"
         "    print(worker._process.pid, flush=True)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
     )
