@@ -324,25 +324,30 @@ def run_pipeline(tenant: Tenant, logs: Path, run: str, tag: str) -> RunReport:
 
 
 def run_in_one_process(tenant: Tenant, logs: Path, tag: str) -> dict[str, Any]:
-    """``vault run``: the five stages in one process, and its validation worker. Its seconds are
-    the whole run's. Its peak RSS is at most what the two held together: ``wait4``'s figure
-    (the larger of the process's and the worker's peaks, as the process waits for its worker)
-    plus the worker's peak from the ledger. The ledger gives each stage's time inside the run."""
+    """``vault run``: the five stages in one process, and its transform and validation workers.
+    Its seconds are the whole run's. Its peak RSS is at most what the three held together: the
+    run's own process's peak plus each worker's, from the ledger (``wait4`` gives only the
+    largest of the three). The ledger gives each stage's time inside the run."""
     log = logs / "nightly-run.log"
     result = measure([*VAULT_CLI, "run", "--tenant", TENANT], log)
     if result.returncode != 0:
         raise failed("nightly run: vault run", log)
     records = newest_records(tenant)
-    worker_mib = records["validate"].details["worker_peak_rss_mib"]
-    peak_rss_mib = result.peak_rss_mib + worker_mib
+    process_mib = max(r.details["process_peak_rss_mib"] for r in records.values())
+    workers_mib = {
+        stage: records[stage].details["worker_peak_rss_mib"] for stage in ("transform", "validate")
+    }
+    peak_rss_mib = process_mib + sum(workers_mib.values())
     say(
         f"{tag} nightly run: vault run {result.seconds:8.2f} s  "
-        f"peak RSS {peak_rss_mib:7.1f} MiB at most ({worker_mib:.1f} of it the validation worker)"
+        f"peak RSS {peak_rss_mib:7.1f} MiB at most (the run {process_mib:.1f}, its transform "
+        f"worker {workers_mib['transform']:.1f}, validation worker {workers_mib['validate']:.1f})"
     )
     return {
         "seconds": result.seconds,
         "peak_rss_mib": peak_rss_mib,
-        "worker_peak_rss_mib": worker_mib,
+        "process_peak_rss_mib": process_mib,
+        "worker_peak_rss_mib": workers_mib,
         "rows": records["extract"].rows,
         "stage_seconds": {stage: records[stage].seconds for stage in STAGES},
     }
@@ -659,7 +664,9 @@ def print_size(report: dict[str, Any]) -> None:
     say(
         f"nightly run: + {nightly['tape']} as one `vault run` process: {nightly['rows']:,} rows, "
         f"{nightly['seconds']:.2f} s, peak RSS at most {nightly['peak_rss_mib']:.1f} MiB "
-        f"(process + validation worker {nightly['worker_peak_rss_mib']:.1f})"
+        f"(the run {nightly['process_peak_rss_mib']:.1f} + transform worker "
+        f"{nightly['worker_peak_rss_mib']['transform']:.1f} + validation worker "
+        f"{nightly['worker_peak_rss_mib']['validate']:.1f})"
     )
     say(f"  in stage (s): {inside}")
     say(f"  nightly / full = {nightly['share_of_full']:.1%}")

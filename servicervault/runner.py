@@ -8,6 +8,7 @@ build that was already dropped.
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -300,6 +301,8 @@ def _run_one(
             ),
         )
         raise
+    # The run's own process, so far; a stage run in a worker records the worker's beside it.
+    details["process_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     record = StageRecord(
         run_id, tenant.id, stage, status, watch.started_at, watch.seconds, rows, message, details
     )
