@@ -243,14 +243,15 @@ def run_stages(
     """Run ``stages`` in order under the tenant lock; stop at the first failure."""
     say = progress or (lambda _msg: None)
     records: list[StageRecord] = []
-    with ledger.tenant_lock(tenant), _early_workers(stages) as workers:
-        functions = _STAGE_FUNCTIONS | {
-            stage: partial(_STAGE_FUNCTIONS[stage], worker=worker)
-            for stage, worker in workers.items()
-        }
+    with ledger.tenant_lock(tenant), _workers() as workers:
         run_id = ledger.new_run_id()
-        for stage in stages:
-            record = _run_one(tenant, stage, run_id, say, functions[stage])
+        for stage, following in zip(stages, (*stages[1:], None), strict=True):
+            if following in WORKER_STAGES:
+                workers[following] = StageWorker(following)
+            function = _STAGE_FUNCTIONS[stage]
+            if stage in workers:
+                function = partial(function, worker=workers[stage])
+            record = _run_one(tenant, stage, run_id, say, function)
             records.append(record)
             if record.status != "ok":
                 break
@@ -258,15 +259,15 @@ def run_stages(
 
 
 @contextmanager
-def _early_workers(stages: tuple[str, ...]) -> Iterator[dict[str, StageWorker]]:
-    """A worker, importing its stage's library from now on, for each of transform and validate
-    that runs after another stage (see :mod:`servicervault.stage_worker`); a stage that runs
-    first runs in this process."""
+def _workers() -> Iterator[dict[str, StageWorker]]:
+    """The run's stage workers (see :mod:`servicervault.stage_worker`), closed when it ends.
+
+    A transform or validate stage that follows another stage of the run gets a worker when that
+    stage starts: SQLMesh then imports while extract works, and Great Expectations while
+    transform does, leaving extract's DuckDB both cores but one. A stage that runs first runs in
+    this process."""
     workers: dict[str, StageWorker] = {}
     try:
-        for stage in WORKER_STAGES:
-            if stage in stages[1:]:
-                workers[stage] = StageWorker(stage)
         yield workers
     finally:
         for worker in workers.values():
