@@ -8,14 +8,13 @@ build that was already dropped.
 
 from __future__ import annotations
 
-import resource
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from functools import partial
 from typing import Any
 
-from servicervault import ledger
+from servicervault import ledger, memory
 from servicervault.config import Tenant
 from servicervault.contracts import LOAN_MONTHS
 from servicervault.errors import NotReadyError, VaultError
@@ -303,7 +302,7 @@ def _run_one(
         )
         raise
     # The run's own process, so far; a stage run in a worker records the worker's beside it.
-    details["process_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    details["process_peak_rss_mib"] = memory.peak_rss_mib()
     record = StageRecord(
         run_id, tenant.id, stage, status, watch.started_at, watch.seconds, rows, message, details
     )

@@ -18,13 +18,13 @@ import importlib
 import multiprocessing
 import os
 import pickle
-import resource
 import threading
 import traceback
 from contextlib import suppress
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from servicervault import memory
 from servicervault.errors import VaultError
 
 # Per stage: the import a worker does ahead of time, and the module and function it then runs.
@@ -105,7 +105,7 @@ def _exit_with_the_run() -> None:
 
 
 def _reply(connection: Connection, stage: str, value: Any) -> None:
-    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak_rss_mib = memory.peak_rss_mib()
     if not isinstance(value, BaseException):
         connection.send((True, value, peak_rss_mib))
         return
