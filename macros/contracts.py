@@ -29,3 +29,16 @@ def contract_column_descriptions(evaluator: MacroEvaluator, table: exp.Expressio
             for col in contract(table.name).columns
         ]
     )
+
+
+@macro()
+def contract_casts(evaluator: MacroEvaluator, table: exp.Expression) -> list[exp.Expression]:
+    """``CAST(col AS TYPE) AS col, ...`` for every column of the contract of ``table``, in
+    contract order. A model that reads its own previous rows selects these: SQLMesh must know
+    every column's type to create its table empty, and the contract already says them."""
+    from servicervault.contracts import contract
+
+    return [
+        exp.cast(exp.column(col.name), exp.DataType.build(col.type, dialect="duckdb")).as_(col.name)
+        for col in contract(table.name).columns
+    ]

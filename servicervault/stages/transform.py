@@ -33,6 +33,10 @@ BUILT_SNAPSHOTS = "main.built_snapshots"
 # Present while a build runs. Found by the next build, it means that one was killed or failed
 # part-way: what it rebuilt is unknown, so every period is rebuilt and reported as rebuilt.
 BUILD_STARTED = "main.build_started"
+# What a build recomputes of the models that read their own previous rows: every row
+# (``everything``), or the loans with rows in the periods from ``rebuilt_from`` on. Written
+# before any model runs.
+BUILD_SCOPE = "main.build_scope"
 
 
 class TransformError(VaultError):
@@ -181,6 +185,7 @@ def _build(
         context.engine_adapter.execute(
             f"CREATE TABLE IF NOT EXISTS {BUILD_STARTED} AS SELECT now() AS started_at"
         )
+        _set_scope(context, FIRST_PERIOD)  # new or edited models build every row
         if not built:
             plan = context.plan("prod", auto_apply=True, **options)
             rebuilt_from: date | None = FIRST_PERIOD
@@ -190,6 +195,7 @@ def _build(
                 context.apply(plan)
             rebuilt_from = _first_changed_period(context, new, first_new)
             if rebuilt_from is not None:
+                _set_scope(context, rebuilt_from)
                 context.plan(
                     "prod",
                     restate_models=["bronze.loan_month", "bronze.loan"],
@@ -287,6 +293,14 @@ def _first_changed_period(
         """
     )
     return min((p for p in (first_new, first) if p is not None), default=FIRST_PERIOD)
+
+
+def _set_scope(context: Any, rebuilt_from: date) -> None:
+    everything = "TRUE" if rebuilt_from == FIRST_PERIOD else "FALSE"
+    context.engine_adapter.execute(
+        f"CREATE OR REPLACE TABLE {BUILD_SCOPE} AS SELECT {everything} AS everything, "
+        f"DATE {literal(rebuilt_from.isoformat())} AS rebuilt_from"
+    )
 
 
 def _record_built(context: Any, snapshot_ids: list[str]) -> None:
