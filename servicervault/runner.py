@@ -246,7 +246,7 @@ def run_stages(
         run_id = ledger.new_run_id()
         for stage, following in zip(stages, (*stages[1:], None), strict=True):
             if following in WORKER_STAGES:
-                workers[following] = StageWorker(following)
+                workers[following] = StageWorker(following, tenant)
             function = _STAGE_FUNCTIONS[stage]
             if stage in workers:
                 function = partial(function, worker=workers[stage])

@@ -21,28 +21,41 @@ import pickle
 import threading
 import traceback
 from contextlib import suppress
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from servicervault import memory
 from servicervault.errors import VaultError
 
-# Per stage: the import a worker does ahead of time, and the module and function it then runs.
+
+@dataclass(frozen=True)
+class WorkerStage:
+    """What a stage's worker does ahead of time, and what it then runs."""
+
+    library: str  # imported as soon as the worker starts
+    module: str
+    function: str  # called with the job's arguments, then what warm_up returned if there is one
+    warm_up: str | None = None  # called with the worker's start arguments after the import
+
+
 WORKER_STAGES = {
-    "transform": ("sqlmesh", "servicervault.stages.transform", "transform"),
-    "validate": ("great_expectations", "servicervault.stages.validate", "validate"),
+    "transform": WorkerStage(
+        "sqlmesh", "servicervault.stages.transform", "transform", warm_up="open_session"
+    ),
+    "validate": WorkerStage("great_expectations", "servicervault.stages.validate", "validate"),
 }
 
 
 class StageWorker:
     """One run of ``stage``'s function, in a process started (and importing) ahead of time."""
 
-    def __init__(self, stage: str) -> None:
+    def __init__(self, stage: str, *warm_up_args: Any) -> None:
         context = multiprocessing.get_context("spawn")
         self.stage = stage
         self._connection, child_end = context.Pipe()
         self._process = context.Process(
-            target=_serve, args=(child_end, stage), name=f"vault-{stage}", daemon=True
+            target=_serve, args=(child_end, stage, warm_up_args), name=f"vault-{stage}", daemon=True
         )
         self._process.start()
         child_end.close()
@@ -76,13 +89,16 @@ class StageWorker:
         self._process.join()
 
 
-def _serve(connection: Connection, stage: str) -> None:
-    """The worker's life: import, wait for the one job, send back its outcome or error."""
+def _serve(connection: Connection, stage: str, warm_up_args: tuple[Any, ...]) -> None:
+    """The worker's life: import and warm up, wait for the one job, send back its outcome or
+    error."""
     threading.Thread(target=_exit_with_the_run, daemon=True).start()
-    library, module, function = WORKER_STAGES[stage]
+    spec = WORKER_STAGES[stage]
     try:
-        importlib.import_module(library)  # the import this process exists to do early
-        run = getattr(importlib.import_module(module), function)
+        importlib.import_module(spec.library)  # the import this process exists to do early
+        module = importlib.import_module(spec.module)
+        run = getattr(module, spec.function)
+        warmed = (getattr(module, spec.warm_up)(*warm_up_args),) if spec.warm_up else ()
         args = connection.recv()
     except EOFError:
         return  # the run ended before this stage
@@ -90,7 +106,7 @@ def _serve(connection: Connection, stage: str) -> None:
         _reply(connection, stage, exc)
         return
     try:
-        outcome: Any = run(*args)
+        outcome: Any = run(*args, *warmed)
     except BaseException as exc:
         outcome = exc
     _reply(connection, stage, outcome)
