@@ -3,21 +3,7 @@ MODEL (
   kind FULL,
   description 'Data-quality scorecard per delivery (snapshot) and landed dataset (loan_month, loan): accuracy, completeness, consistency, timeliness and validity in [0, 1], each the share of its checks that passed, and the weighted score of PRODUCT.md (accuracy .30, completeness .25, consistency .20, timeliness .15, validity .10). Rows as landed (bronze, with lineage) plus the snapshot manifests; the loan_month rows'' checks are counted by period in silver.loan_month_checks, against the loan''s canonical attributes (silver.loan). Every check is defined in contracts/gold/data_quality.yaml (contract: contracts/gold/data_quality.yaml).',
   grain (snapshot_id, dataset),
-  column_descriptions @contract_column_descriptions('gold.data_quality'),
-  audits (
-    not_null(columns := (
-      snapshot_id, dataset, source, layout, landed_at, rows_in, rows_quarantined, rows,
-      accuracy_checks, completeness_checks, consistency_checks
-    )),
-    unique_combination_of_columns(columns := (snapshot_id, dataset)),
-    accepted_values(column := dataset, is_in := ('loan_month', 'loan')),
-    accepted_range(column := accuracy, min_v := 0, max_v := 1),
-    accepted_range(column := completeness, min_v := 0, max_v := 1),
-    accepted_range(column := consistency, min_v := 0, max_v := 1),
-    accepted_range(column := timeliness, min_v := 0, max_v := 1),
-    accepted_range(column := validity, min_v := 0, max_v := 1),
-    accepted_range(column := score, min_v := 0, max_v := 1)
-  )
+  column_descriptions @contract_column_descriptions('gold.data_quality')
 );
 
 WITH kinds AS (

@@ -8,15 +8,6 @@ MODEL (
   grain period,
   column_descriptions @contract_column_descriptions('gold.loss_mitigation_monthly'),
   audits (
-    not_null(columns := (
-      period, active_loans, active_upb, modified_loans, modified_upb, new_modified_loans,
-      new_modified_upb, forbearance_loans, forbearance_upb, forbearance_entries,
-      forbearance_entries_upb, forbearance_exits, forbearance_exits_upb, repayment_plan_loans,
-      repayment_plan_upb, trial_period_loans, trial_period_upb
-    )),
-    unique_values(columns := (period)),
-    accepted_range(column := modified_rate_count, min_v := 0, max_v := 1),
-    accepted_range(column := forbearance_rate_count, min_v := 0, max_v := 1),
     forall(criteria := (
       modified_loans <= active_loans,
       new_modified_loans <= modified_loans,

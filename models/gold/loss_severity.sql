@@ -5,15 +5,6 @@ MODEL (
   grain loan_id,
   column_descriptions @contract_column_descriptions('gold.loss_severity'),
   audits (
-    not_null(columns := (
-      loan_id, period, zero_balance_code, loss_complete, upb_at_removal, interest_rate,
-      non_interest_bearing_upb, foreclosure_costs, preservation_costs, asset_recovery_costs,
-      holding_costs, holding_taxes, total_expenses, principal_forgiveness, net_sales_proceeds,
-      credit_enhancement_proceeds, repurchase_proceeds, other_foreclosure_proceeds, total_proceeds
-    )),
-    unique_values(columns := (loan_id)),
-    accepted_values(column := zero_balance_code, is_in := ('02', '03', '09', '15')),
-    accepted_range(column := upb_at_removal, min_v := 0),
     forall(criteria := (
       loss_complete = (NOT disposition_date IS NULL AND NOT last_paid_installment_date IS NULL),
       loss_complete OR (carrying_interest IS NULL AND net_loss IS NULL AND severity IS NULL),

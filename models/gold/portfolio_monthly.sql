@@ -6,14 +6,7 @@ MODEL (
   allow_partials TRUE,
   description 'One row per reporting period: the active book by status, terminations, 30+ delinquency rates and SMM/CPR/MDR/CDR (contract: contracts/gold/portfolio_monthly.yaml; definitions: PRODUCT.md).',
   grain period,
-  column_descriptions @contract_column_descriptions('gold.portfolio_monthly'),
-  audits (
-    not_null(columns := (period, active_loans, active_upb)),
-    unique_values(columns := (period)),
-    accepted_range(column := smm, min_v := 0, max_v := 1),
-    accepted_range(column := mdr, min_v := 0, max_v := 1),
-    accepted_range(column := dq30p_rate_count, min_v := 0, max_v := 1)
-  )
+  column_descriptions @contract_column_descriptions('gold.portfolio_monthly')
 );
 
 WITH by_period AS (

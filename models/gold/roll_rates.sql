@@ -6,12 +6,7 @@ MODEL (
   allow_partials TRUE,
   description 'Status transitions from the prior period (current, dpd30, dpd60, dpd90p) to this period, by count and by prior UPB; loans with no row this period are left out (contract: contracts/gold/roll_rates.yaml).',
   grain (period, from_status, to_status),
-  column_descriptions @contract_column_descriptions('gold.roll_rates'),
-  audits (
-    not_null(columns := (period, from_status, to_status, loans, rate_count)),
-    unique_combination_of_columns(columns := (period, from_status, to_status)),
-    accepted_range(column := rate_count, min_v := 0, max_v := 1)
-  )
+  column_descriptions @contract_column_descriptions('gold.roll_rates')
 );
 
 SELECT

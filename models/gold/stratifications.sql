@@ -8,15 +8,6 @@ MODEL (
   grain (period, dimension, bucket),
   column_descriptions @contract_column_descriptions('gold.stratifications'),
   audits (
-    not_null(columns := (
-      period, dimension, bucket, bucket_order, loans, upb, share_loans, wa_rate, wa_loan_age
-    )),
-    unique_combination_of_columns(columns := (period, dimension, bucket)),
-    accepted_values(column := dimension, is_in := ('fico', 'ltv', 'dti', 'state', 'vintage', 'rate', 'channel')),
-    accepted_range(column := share_loans, min_v := 0, max_v := 1),
-    accepted_range(column := share_upb, min_v := 0, max_v := 1),
-    accepted_range(column := dq30p_rate_count, min_v := 0, max_v := 1),
-    accepted_range(column := dq60p_rate_count, min_v := 0, max_v := 1),
     forall(criteria := (
       dq60p_rate_count <= dq30p_rate_count,
       dq60p_rate_upb <= dq30p_rate_upb,

@@ -5,17 +5,6 @@ MODEL (
   grain (vintage, loan_age),
   column_descriptions @contract_column_descriptions('gold.vintage_curves'),
   audits (
-    not_null(columns := (
-      vintage, loan_age, loans, orig_upb, observed_loans, active_loans, active_upb,
-      prepaid_loans, prepaid_upb, defaulted_loans, defaulted_upb,
-      cum_prepaid_loans, cum_prepaid_upb, cum_defaulted_loans, cum_defaulted_upb,
-      cum_prepaid_rate_count, cum_defaulted_rate_count
-    )),
-    unique_combination_of_columns(columns := (vintage, loan_age)),
-    accepted_range(column := cum_prepaid_rate_count, min_v := 0, max_v := 1),
-    accepted_range(column := cum_defaulted_rate_count, min_v := 0, max_v := 1),
-    accepted_range(column := dq60p_rate_count, min_v := 0, max_v := 1),
-    accepted_range(column := dq90p_rate_count, min_v := 0, max_v := 1),
     forall(criteria := (
       active_loans <= observed_loans,
       observed_loans <= loans,

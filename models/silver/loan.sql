@@ -2,11 +2,7 @@ MODEL (
   name silver.loan,
   kind FULL,
   description 'Canonical static loan attributes (contract: contracts/loan.yaml), one row per loan, from the latest reporting period of the latest snapshot.',
-  grain loan_id,
-  audits (
-    not_null(columns := (loan_id, orig_rate, orig_upb, orig_term, first_pay_date)),
-    unique_values(columns := (loan_id))
-  )
+  grain loan_id
 );
 
 SELECT

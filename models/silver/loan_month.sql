@@ -5,11 +5,7 @@ MODEL (
   ),
   allow_partials TRUE,
   description 'Canonical monthly performance (contract: contracts/loan_month.yaml). A loan-period delivered more than once keeps the row of the latest snapshot; status follows PRODUCT.md. Built by reporting period: a run recomputes only the periods from the earliest one its new snapshots touch.',
-  grain (loan_id, period),
-  audits (
-    not_null(columns := (loan_id, period, status)),
-    unique_combination_of_columns(columns := (loan_id, period))
-  )
+  grain (loan_id, period)
 );
 
 WITH redelivered AS (
