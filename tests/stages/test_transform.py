@@ -217,6 +217,29 @@ def test_months_without_loan_attributes_fail_the_build_naming_the_audit(
         transform(tenant)
 
 
+def test_a_new_month_without_loan_attributes_fails_the_build_it_rebuilds(
+    make_tenant: MakeTenant,
+) -> None:
+    """The audit reads only the periods being built; a later month's orphan is among them."""
+    from servicervault.stages.transform import TransformError
+    from tests.pipelines.servicing_tape.test_parser import LEGACY_ACQ, LEGACY_PERF, line
+
+    tenant = make_tenant(sources=[{"name": "fnma", "layout": "fannie_legacy", "inbound": "in/"}])
+    bucket = Bucket.for_tenant(tenant)
+    first = line("fnma_legacy_performance.csv", LEGACY_PERF, LOAN_ID="1")
+    bucket.put_bytes((first + "\n").encode(), "in/perf-2001-01.txt")
+    acq = line("fnma_legacy_acquisition.csv", LEGACY_ACQ, 25, LOAN_ID="1")
+    bucket.put_bytes((acq + "\n").encode(), "in/acq.txt")
+    extract(tenant)
+    transform(tenant)
+    orphan = {"LOAN_ID": "2", "Monthly.Rpt.Prd": "02/01/2001"}
+    later = line("fnma_legacy_performance.csv", LEGACY_PERF, **orphan)
+    bucket.put_bytes((later + "\n").encode(), "in/perf-2001-02.txt")
+    extract(tenant)
+    with pytest.raises(TransformError, match="audit every_loan_month_has_a_loan failed for 1 row"):
+        transform(tenant)
+
+
 def test_a_vault_home_with_a_quote_is_refused_clearly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
