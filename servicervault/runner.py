@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from typing import Any
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
 
 from servicervault import ledger, memory
 from servicervault.config import Tenant
@@ -20,6 +22,9 @@ from servicervault.contracts import LOAN_MONTHS
 from servicervault.errors import NotReadyError, VaultError
 from servicervault.ledger import StageRecord, Stopwatch
 from servicervault.stage_worker import WORKER_STAGES, StageWorker
+
+if TYPE_CHECKING:
+    from servicervault.stages.publish import Publication
 
 STAGES = ("extract", "transform", "validate", "publish", "drop")
 
@@ -102,8 +107,40 @@ def _current_transform(tenant: Tenant) -> StageRecord:
     return record
 
 
+@dataclass
+class _Ahead:
+    """Work a run does ahead of its stage: the publication written while validation runs in
+    its worker. The run discards what its stage did not use (validation failed, say)."""
+
+    publish: bool = False  # whether to prepare the publication during validation
+    publication: Publication | None = None
+
+    def take(self, build_id: str, keep_before: date | None) -> Publication | None:
+        """The publication written ahead, if it is the one the publish stage would write."""
+        publication = self.publication
+        if publication and (publication.build_id, publication.keep_before) == (
+            build_id,
+            keep_before,
+        ):
+            self.publication = None
+            return publication
+        self.discard()
+        return None
+
+    def discard(self) -> None:
+        if self.publication is not None:
+            from servicervault.stages.publish import discard
+
+            discard(self.publication)
+            self.publication = None
+
+
 def _validate(
-    tenant: Tenant, run_id: str, say: Progress, worker: StageWorker | None = None
+    tenant: Tenant,
+    run_id: str,
+    say: Progress,
+    worker: StageWorker | None = None,
+    ahead: _Ahead | None = None,
 ) -> Outcome:
     from servicervault.stages.validate import suites_fingerprint, validate
 
@@ -114,7 +151,16 @@ def _validate(
     period_tables = built.details.get("period_tables", [])
     scope = _checked_scope(checked_from, period_tables)
     say(f"validating build {build_id} with Great Expectations{scope}")
-    outcome = (worker.run if worker else validate)(tenant, run_id, checked_from, period_tables)
+    args = (tenant, run_id, checked_from, period_tables)
+    if worker is None:
+        outcome = validate(*args)
+    else:
+        # The worker validates (GX's work is Python, one core) while this process writes the
+        # publication (DuckDB), which goes in place only if validation passes.
+        worker.send(*args)
+        if ahead is not None and ahead.publish:
+            ahead.publication = _prepare_publication(tenant, build_id)
+        outcome = worker.result()
     details = {
         "build_id": build_id,
         "success": outcome.success,
@@ -151,8 +197,21 @@ def _checked_scope(checked_from: date | None, period_tables: list[str]) -> str:
     return f"; period-built tables: periods from {checked_from:%Y-%m}"
 
 
-def _publish(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
-    from servicervault.stages.publish import analytics_path, publish, published_build
+def _prepare_publication(tenant: Tenant, build_id: str) -> Publication | None:
+    """The publication of ``build_id``, written ahead; None when that fails (the publish stage
+    then publishes, and reports the error if it happens again)."""
+    from servicervault.stages.publish import prepare, published_build
+
+    built = _current_transform(tenant)
+    keep_before = _unchanged_before(tenant, "publish", published_build(tenant))
+    try:
+        return prepare(tenant, build_id, built.details["snapshot_ids"], keep_before)
+    except Exception:
+        return None
+
+
+def _publish(tenant: Tenant, run_id: str, say: Progress, ahead: _Ahead | None = None) -> Outcome:
+    from servicervault.stages.publish import analytics_path, commit, publish, published_build
 
     built = _current_transform(tenant)
     build_id = built.details["build_id"]
@@ -165,13 +224,23 @@ def _publish(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
             f"(see {validated.details.get('data_docs', 'the validation report')})"
         )
     keep_before = _unchanged_before(tenant, "publish", published_build(tenant))
-    rows = publish(tenant, build_id, built.details["snapshot_ids"], keep_before)
+    prepared = ahead.take(build_id, keep_before) if ahead else None
+    if prepared:
+        rows = commit(tenant, prepared)
+    else:
+        rows = publish(tenant, build_id, built.details["snapshot_ids"], keep_before)
     path = analytics_path(tenant)
     kept = None if keep_before is None else keep_before.isoformat()
     return (
         sum(rows.values()),
         f"published {len(rows)} tables to {path}",
-        {"build_id": build_id, "database": str(path), "rows": rows, "kept_before": kept},
+        {
+            "build_id": build_id,
+            "database": str(path),
+            "rows": rows,
+            "kept_before": kept,
+            "written_during_validation": prepared is not None,
+        },
     )
 
 
@@ -242,18 +311,24 @@ def run_stages(
     """Run ``stages`` in order under the tenant lock; stop at the first failure."""
     say = progress or (lambda _msg: None)
     records: list[StageRecord] = []
+    ahead = _Ahead(publish=("validate", "publish") in pairwise(stages))
     with ledger.tenant_lock(tenant), _workers() as workers:
         run_id = ledger.new_run_id()
-        for stage, following in zip(stages, (*stages[1:], None), strict=True):
-            if following in WORKER_STAGES:
-                workers[following] = StageWorker(following, tenant)
-            function = _STAGE_FUNCTIONS[stage]
-            if stage in workers:
-                function = partial(function, worker=workers[stage])
-            record = _run_one(tenant, stage, run_id, say, function)
-            records.append(record)
-            if record.status != "ok":
-                break
+        try:
+            for stage, following in zip(stages, (*stages[1:], None), strict=True):
+                if following in WORKER_STAGES:
+                    workers[following] = StageWorker(following, tenant)
+                function = _STAGE_FUNCTIONS[stage]
+                if stage in workers:
+                    function = partial(function, worker=workers[stage])
+                if stage in ("validate", "publish"):
+                    function = partial(function, ahead=ahead)
+                record = _run_one(tenant, stage, run_id, say, function)
+                records.append(record)
+                if record.status != "ok":
+                    break
+        finally:
+            ahead.discard()
     return records
 
 

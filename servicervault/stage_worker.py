@@ -64,10 +64,18 @@ class StageWorker:
 
     def run(self, *args: Any) -> Any:
         """The stage's function called with ``args``, in the worker; its errors re-raised."""
+        self.send(*args)
+        return self.result()
+
+    def send(self, *args: Any) -> None:
+        """Start the stage's function with ``args`` in the worker; :meth:`result` waits for it."""
         # A worker that ended early leaves the pipe broken, but the error it ended on (failing
         # to start, say) may still be waiting in it: read before declaring it dead.
         with suppress(BrokenPipeError):
             self._connection.send(args)
+
+    def result(self) -> Any:
+        """What the function sent with :meth:`send` returned; its errors re-raised."""
         try:
             ok, value, peak_rss_mib = self._connection.recv()
         except EOFError:

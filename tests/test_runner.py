@@ -53,6 +53,8 @@ def test_a_failed_expectation_stops_the_run_and_nothing_is_published(
     # run's own process.
     assert records[1].details["worker_peak_rss_mib"] > 100
     assert records[2].details["worker_peak_rss_mib"] > 100
+    # The publication was written while the worker validated, and put in place after.
+    assert records[3].details["written_during_validation"] is True
     published = sha256_file(analytics_path(tenant))
 
     _corrupt_gold(warehouse_path(tenant))
@@ -68,6 +70,8 @@ def test_a_failed_expectation_stops_the_run_and_nothing_is_published(
     records = run_stages(tenant, ("transform", "validate", "publish"))
     assert [(r.stage, r.status) for r in records] == [("transform", "ok"), ("validate", "failed")]
     assert records[0].details["worker_peak_rss_mib"] is None
+    # The publication written during that validation was thrown away, not left beside.
+    assert sorted(p.name for p in tenant.home.iterdir() if p.name.startswith(".")) == []
     assert "smm" in records[1].message and records[1].details["worker_peak_rss_mib"] > 100
 
     [refused] = run_stages(tenant, ("publish",))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -40,10 +41,29 @@ def published_build(tenant: Tenant) -> str | None:
         con.close()
 
 
+@dataclass(frozen=True)
+class Publication:
+    """A complete analytics database for ``build_id``, written beside the published one and not
+    yet in its place."""
+
+    path: Path
+    build_id: str
+    keep_before: date | None
+    rows: dict[str, int]  # per table
+
+
 def publish(
     tenant: Tenant, build_id: str, snapshot_ids: list[str], keep_before: date | None = None
 ) -> dict[str, int]:
-    """Copy every contracted silver and gold table of the warehouse; return rows per table.
+    """Copy every contracted silver and gold table of the warehouse; return rows per table."""
+    return commit(tenant, prepare(tenant, build_id, snapshot_ids, keep_before))
+
+
+def prepare(
+    tenant: Tenant, build_id: str, snapshot_ids: list[str], keep_before: date | None = None
+) -> Publication:
+    """Write the new analytics database beside the published one; :func:`commit` puts it in
+    place, :func:`discard` removes it. Nothing a reader sees changes until the commit.
 
     Only tables with a contract are published: those are the ones validation checked and
     the data dictionary defines. Intermediate models stay in the warehouse.
@@ -94,8 +114,17 @@ def publish(
         tmp.unlink(missing_ok=True)
         raise
     con.close()
-    os.replace(tmp, target)
-    return rows
+    return Publication(tmp, build_id, keep_before, rows)
+
+
+def commit(tenant: Tenant, publication: Publication) -> dict[str, int]:
+    """Put a prepared publication in place, atomically; return its rows per table."""
+    os.replace(publication.path, analytics_path(tenant))
+    return publication.rows
+
+
+def discard(publication: Publication) -> None:
+    publication.path.unlink(missing_ok=True)
 
 
 def _drop_all_but_kept(con: duckdb.DuckDBPyConnection, keep_before: date | None) -> str | None:

@@ -184,7 +184,7 @@ def test_model_changes_reach_an_existing_warehouse(
     transform(tenant)
 
     project = tmp_path / "release"
-    for folder in ("models", "macros"):
+    for folder in ("models", "macros", "audits"):
         shutil.copytree(transform_stage.PROJECT_ROOT / folder, project / folder)
     (project / "models" / "gold" / "loan_count.sql").write_text(
         "MODEL (name gold.loan_count, kind FULL);\nSELECT count(*) AS loans FROM silver.loan\n"
