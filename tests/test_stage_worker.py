@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from servicervault.errors import NotReadyError, VaultError
-from servicervault.stage_worker import StageWorker, _transportable
+from servicervault.stage_worker import WARM_UP_NICENESS, StageWorker, _transportable
 from tests.conftest import MakeTenant
 
 pytestmark = pytest.mark.slow
@@ -111,3 +112,20 @@ def test_a_busy_worker_ends_when_the_run_is_killed(tmp_path: Path) -> None:
     while _running(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _running(pid)
+
+
+def test_a_worker_imports_at_a_lower_priority_then_takes_its_own_back() -> None:
+    """Run in a child, so a test run without the right to raise it back is not left lowered."""
+    script = (
+        "import os\n"
+        "from servicervault.stage_worker import _yielding\n"
+        "before = os.getpriority(os.PRIO_PROCESS, 0)\n"
+        "with _yielding():\n"
+        "    during = os.getpriority(os.PRIO_PROCESS, 0)\n"
+        "print(before, during, os.getpriority(os.PRIO_PROCESS, 0))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    before, during, after = (int(x) for x in out.stdout.split())
+    assert during == before + WARM_UP_NICENESS
+    # Linux lets only a privileged process raise its priority again; the others stay lowered.
+    assert after == (before if os.geteuid() == 0 else during)
