@@ -338,8 +338,7 @@ def _workers() -> Iterator[dict[str, StageWorker]]:
 
     A transform or validate stage that follows another stage of the run gets a worker when that
     stage starts: SQLMesh then imports while extract works, and Great Expectations while
-    transform does, leaving extract's DuckDB both cores but one. A stage that runs first runs in
-    this process."""
+    transform does, not both beside extract. A stage that runs first runs in this process."""
     workers: dict[str, StageWorker] = {}
     try:
         yield workers

@@ -2,8 +2,9 @@
 
 A nightly run's fixed costs are mostly imports: SQLMesh about 2 s of one core, Great Expectations
 about 3 s. A run of several stages starts a worker for each of transform and validate that comes
-after another stage: it imports its library on the second core while the stages before it work
-(mostly inside DuckDB), and the stage hands it the job and waits for the outcome. Processes, not
+after another stage, when the stage before it starts: it imports its library at a lower priority,
+on what that stage (mostly inside DuckDB) leaves idle, and the stage hands it the job and waits
+for the outcome. Processes, not
 threads, because two threads importing overlapping packages can deadlock on Python's import
 locks, and a thread would compete with the stages for the GIL. A worker is spawned (a fresh
 interpreter, so nothing of the parent's open DuckDB connections is inherited), does one job and
@@ -94,7 +95,7 @@ class StageWorker:
         return value
 
     def close(self) -> None:
-        """Stop the worker if it is still there (the run ended before validating)."""
+        """Stop the worker if it is still there (the run ended before its stage)."""
         self._connection.close()
         if self._process.is_alive():
             self._process.terminate()
