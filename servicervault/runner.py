@@ -117,11 +117,8 @@ class _Ahead:
 
     def take(self, build_id: str, keep_before: date | None) -> Publication | None:
         """The publication written ahead, if it is the one the publish stage would write."""
-        publication = self.publication
-        if publication and (publication.build_id, publication.keep_before) == (
-            build_id,
-            keep_before,
-        ):
+        publication, wanted = self.publication, (build_id, keep_before)
+        if publication and (publication.build_id, publication.keep_before) == wanted:
             self.publication = None
             return publication
         self.discard()
@@ -159,7 +156,7 @@ def _validate(
         # publication (DuckDB), which goes in place only if validation passes.
         worker.send(*args)
         if ahead is not None and ahead.publish:
-            ahead.publication = _prepare_publication(tenant, build_id)
+            ahead.publication = _prepare_publication(tenant)
         outcome = worker.result()
     details = {
         "build_id": build_id,
@@ -197,24 +194,30 @@ def _checked_scope(checked_from: date | None, period_tables: list[str]) -> str:
     return f"; period-built tables: periods from {checked_from:%Y-%m}"
 
 
-def _prepare_publication(tenant: Tenant, build_id: str) -> Publication | None:
-    """The publication of ``build_id``, written ahead; None when that fails (the publish stage
-    then publishes, and reports the error if it happens again)."""
-    from servicervault.stages.publish import prepare, published_build
+def _to_publish(tenant: Tenant) -> tuple[str, list[str], date | None]:
+    """The current build's id and snapshots, and the periods its publication can keep."""
+    from servicervault.stages.publish import published_build
 
     built = _current_transform(tenant)
     keep_before = _unchanged_before(tenant, "publish", published_build(tenant))
+    return built.details["build_id"], built.details["snapshot_ids"], keep_before
+
+
+def _prepare_publication(tenant: Tenant) -> Publication | None:
+    """The current build's publication, written ahead; None when that fails (the publish stage
+    then publishes, and reports the error if it happens again)."""
+    from servicervault.stages.publish import prepare
+
     try:
-        return prepare(tenant, build_id, built.details["snapshot_ids"], keep_before)
+        return prepare(tenant, *_to_publish(tenant))
     except Exception:
         return None
 
 
 def _publish(tenant: Tenant, run_id: str, say: Progress, ahead: _Ahead | None = None) -> Outcome:
-    from servicervault.stages.publish import analytics_path, commit, publish, published_build
+    from servicervault.stages.publish import analytics_path, commit, publish
 
-    built = _current_transform(tenant)
-    build_id = built.details["build_id"]
+    build_id, snapshot_ids, keep_before = _to_publish(tenant)
     validated = ledger.last(tenant, "validate", status=None)
     if validated is None or validated.details.get("build_id") != build_id:
         raise NotReadyError(f"build {build_id} has not been validated; run `vault validate`")
@@ -223,12 +226,11 @@ def _publish(tenant: Tenant, run_id: str, say: Progress, ahead: _Ahead | None = 
             f"build {build_id} failed validation; nothing published "
             f"(see {validated.details.get('data_docs', 'the validation report')})"
         )
-    keep_before = _unchanged_before(tenant, "publish", published_build(tenant))
     prepared = ahead.take(build_id, keep_before) if ahead else None
     if prepared:
         rows = commit(tenant, prepared)
     else:
-        rows = publish(tenant, build_id, built.details["snapshot_ids"], keep_before)
+        rows = publish(tenant, build_id, snapshot_ids, keep_before)
     path = analytics_path(tenant)
     kept = None if keep_before is None else keep_before.isoformat()
     return (
