@@ -13,9 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from servicervault.config import PROJECT_ROOT
+from servicervault.config import PROJECT_ROOT, load_yaml
 
 CONTRACTS_DIR = PROJECT_ROOT / "contracts"
 # The table with a row per loan and reporting period, and the column the period-built tables
@@ -82,7 +80,7 @@ def _column(name: str, spec: dict[str, Any], where: Path) -> Column:
 
 
 def _load(path: Path, schema: str) -> Contract:
-    raw = yaml.safe_load(path.read_text())
+    raw = load_yaml(path.read_text())
     return Contract(
         name=raw["name"],
         schema=schema,

@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import yaml
-
-from servicervault.config import DelimitedSpec
+from servicervault.config import DelimitedSpec, load_yaml
 from servicervault.contracts import Column, contract
 from servicervault.layouts import load_layout
 
@@ -57,7 +55,7 @@ class FileKind:
 
 @cache
 def _formats() -> dict:
-    return yaml.safe_load(FORMATS_FILE.read_text())
+    return load_yaml(FORMATS_FILE.read_text())
 
 
 def fixed_formats() -> tuple[str, ...]:
