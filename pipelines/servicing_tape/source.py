@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dlt
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 
@@ -27,5 +28,7 @@ def servicing_tape(tables: dict[str, Path]) -> list[object]:
 
 def _imported(path: Path) -> Iterator[object]:
     meta = pq.read_metadata(path)
-    schema = meta.schema.to_arrow_schema().empty_table()
+    # An empty table of the file's schema, built from no batches: ``Schema.empty_table()``
+    # imports pandas (0.3 s of every extract) for nothing.
+    schema = pa.Table.from_batches([], schema=meta.schema.to_arrow_schema())
     yield dlt.mark.with_file_import(str(path), "parquet", meta.num_rows, hints=schema)

@@ -93,19 +93,19 @@ def prepare(
             schema, name = table.split(".")
             source = f'{WAREHOUSE_CATALOG}.{schema}."{name}"'
             if table == kept:
-                newer = f"{PERIOD} >= ?"
-                con.execute(f"DELETE FROM {table} WHERE {newer}", [keep_before])
-                con.execute(
-                    f"INSERT INTO {table} SELECT * FROM {source} WHERE {newer}", [keep_before]
-                )
+                # Values as literals: binding any parameter makes DuckDB import pandas (0.3 s).
+                newer = f"{PERIOD} >= DATE {literal(keep_before)}"
+                con.execute(f"DELETE FROM {table} WHERE {newer}")
+                con.execute(f"INSERT INTO {table} SELECT * FROM {source} WHERE {newer}")
             else:
                 con.execute(f'CREATE TABLE {schema}."{name}" AS SELECT * FROM {source}')
             rows[table] = con.execute(f'SELECT count(*) FROM {schema}."{name}"').fetchone()[0]
         _comment(con)
+        snapshots = ", ".join(literal(s) for s in snapshot_ids)
         con.execute(
-            "CREATE TABLE main.publication AS SELECT ? AS build_id, ? AS tenant, "
-            "?::VARCHAR[] AS snapshot_ids, current_timestamp AS published_at",
-            [build_id, tenant.id, snapshot_ids],
+            f"CREATE TABLE main.publication AS SELECT {literal(build_id)} AS build_id, "
+            f"{literal(tenant.id)} AS tenant, [{snapshots}]::VARCHAR[] AS snapshot_ids, "
+            "current_timestamp AS published_at"
         )
         con.execute(f"DETACH {WAREHOUSE_CATALOG}")
         con.execute("CHECKPOINT")
