@@ -224,14 +224,18 @@ def validate_tables(
 
         # Build every suite before touching the database so a typo in a config fails
         # fast, with a message naming the table, instead of after minutes of work.
-        gx_suites = {}
-        for table, configs in suites.items():
-            suite = gx.ExpectationSuite(name=table)
-            for index, config in enumerate(configs):
-                suite.add_expectation(
+        # Given to the suite whole: add_expectation compares each new expectation with every
+        # one before it (0.4 s for 285), to drop duplicates our generated suites never have.
+        gx_suites = {
+            table: gx.ExpectationSuite(
+                name=table,
+                expectations=[
                     _to_expectation(ExpectationConfiguration, table, index, config)
-                )
-            gx_suites[table] = suite
+                    for index, config in enumerate(configs)
+                ],
+            )
+            for table, configs in suites.items()
+        }
 
         missing: dict[str, ExpectationFailure] = {}
         rows_checked: dict[str, int] = {}
