@@ -209,7 +209,13 @@ def _prepare_publication(tenant: Tenant) -> Publication | None:
     from servicervault.stages.publish import prepare
 
     try:
-        return prepare(tenant, *_to_publish(tenant))
+        build_id, snapshot_ids, keep_before = _to_publish(tenant)
+        # Written beside the validation worker: a publication that keeps the published periods
+        # is small, and on one thread it leaves the other core to validation (a nightly month
+        # at 12 M: validate 4.2-4.7 -> 3.5 s). A whole one takes both cores, as validating
+        # every period takes longer anyway.
+        threads = None if keep_before is None else 1
+        return prepare(tenant, build_id, snapshot_ids, keep_before, threads)
     except Exception:
         return None
 

@@ -60,7 +60,11 @@ def publish(
 
 
 def prepare(
-    tenant: Tenant, build_id: str, snapshot_ids: list[str], keep_before: date | None = None
+    tenant: Tenant,
+    build_id: str,
+    snapshot_ids: list[str],
+    keep_before: date | None = None,
+    threads: int | None = None,
 ) -> Publication:
     """Write the new analytics database beside the published one; :func:`commit` puts it in
     place, :func:`discard` removes it. Nothing a reader sees changes until the commit.
@@ -72,7 +76,7 @@ def prepare(
     before it, so the new file starts as a copy of the published one and only the later
     periods of ``silver.loan_month`` (the one large table, built by period) are copied again;
     every other table is small and is copied whole. ``date.max`` keeps every period; None
-    copies everything.
+    copies everything. ``threads`` caps DuckDB's threads (default: one per core).
     """
     target = analytics_path(tenant)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -80,7 +84,10 @@ def prepare(
     if keep_before is not None and target.exists():
         shutil.copyfile(target, tmp)
     rows: dict[str, int] = {}
-    con = duckdb.connect(str(tmp), config={"memory_limit": DUCKDB_MEMORY_LIMIT})
+    config: dict[str, str | int] = {"memory_limit": DUCKDB_MEMORY_LIMIT}
+    if threads is not None:
+        config["threads"] = threads
+    con = duckdb.connect(str(tmp), config=config)
     try:
         # The alias must be SQLMesh's catalog name: its views refer to it.
         con.execute(
