@@ -138,11 +138,11 @@ class Delivery:
         out: dict[str, Path] = {}
         quarantine = list(self._quarantine)
         for table, key in KEYS.items():
-            if primary := self._primary_rows(table):
+            if primary := self._landing(table):
                 kept, duplicates = self._unique(primary, table, key)
                 quarantine.append(duplicates)
                 out[table] = self._copy(kept, final / f"{table}.parquet")
-            elif derived := self._derived_rows(table):
+            elif derived := self._landing(table, derived=True):
                 out[table] = self._copy(
                     f"{_latest(derived)} ORDER BY loan_id", final / f"{table}.parquet"
                 )
@@ -154,23 +154,14 @@ class Delivery:
         self._count(out)
         return out
 
-    def _primary_rows(self, table: str) -> str | None:
-        """SQL for the rows landing in ``table`` from kinds whose primary table it is; None
-        when no file of the delivery is of such a kind."""
+    def _landing(self, table: str, *, derived: bool = False) -> str | None:
+        """SQL for the rows landing in ``table`` from the kinds whose primary table it is, or
+        with ``derived`` from the kinds that derive it from their rows (a loan's attributes
+        repeated on its monthly rows); None when no file of the delivery is of such a kind."""
         parts = [
             f"({landed_rows(kind, table, parsed)})"
             for kind, parsed in self._parsed
-            if kind.tables[0] == table
-        ]
-        return " UNION ALL ".join(parts) or None
-
-    def _derived_rows(self, table: str) -> str | None:
-        """SQL for the rows landing in ``table`` from kinds that derive it from their rows
-        (a loan's attributes repeated on its monthly rows); None when there are none."""
-        parts = [
-            f"({landed_rows(kind, table, parsed)})"
-            for kind, parsed in self._parsed
-            if table in kind.tables[1:]
+            if table in (kind.tables[1:] if derived else kind.tables[:1])
         ]
         return " UNION ALL ".join(parts) or None
 
