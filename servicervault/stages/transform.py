@@ -288,7 +288,9 @@ def _first_changed_period(
     That is the earliest period they deliver (``first_new``), or an earlier period of a loan
     whose attributes they change (its balances and strata are computed from them). A delivery
     with neither (loan attributes alone, changing no loan with monthly rows), or ``new`` None,
-    rebuilds every period."""
+    rebuilds every period. A loan new to silver.loan has no built monthly rows (an audit holds
+    every loan-month to a loan), so only known loans are compared: the scan of silver.loan_month
+    for their periods then usually has nothing to look for (nightly at 12 M: 0.2 s)."""
     if new is None:
         return FIRST_PERIOD
     if not new:
@@ -304,8 +306,8 @@ def _first_changed_period(
         WHERE loan_id IN (
           SELECT b.loan_id
           FROM bronze.loan AS b
-          LEFT JOIN silver.loan AS s ON s.loan_id = b.loan_id
-          WHERE b._snapshot_id IN ({ids}) AND (s.loan_id IS NULL OR {differs})
+          JOIN silver.loan AS s ON s.loan_id = b.loan_id
+          WHERE b._snapshot_id IN ({ids}) AND ({differs})
         )
         """
     )
