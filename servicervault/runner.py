@@ -346,10 +346,14 @@ def _workers() -> Iterator[dict[str, StageWorker]]:
 
     A transform or validate stage that follows another stage of the run gets a worker when that
     stage starts: SQLMesh then imports while extract works, and Great Expectations while
-    transform does, not both beside extract. A stage that runs first runs in this process."""
+    transform does, not both beside extract. A stage that runs first runs in this process. A
+    run that ends normally waits for what its workers do after their result (validation's
+    reports), and reports it if that failed."""
     workers: dict[str, StageWorker] = {}
     try:
         yield workers
+        for worker in workers.values():
+            worker.finish()
     finally:
         for worker in workers.values():
             worker.close()

@@ -42,13 +42,19 @@ class WorkerStage:
     module: str
     function: str  # called with the job's arguments, then what warm_up returned if there is one
     warm_up: str | None = None  # called with the worker's start arguments after the import
+    # The function returns (outcome, finish): the outcome goes back at once, and finish() runs
+    # after, while the run goes on; the run waits for it at its end (StageWorker.finish).
+    finishes_after_reply: bool = False
 
 
 WORKER_STAGES = {
     "transform": WorkerStage(
         "sqlmesh", "servicervault.stages.transform", "transform", warm_up="open_session"
     ),
-    "validate": WorkerStage("great_expectations", "servicervault.stages.validate", "validate"),
+    # Validation's reports (results.json, Data Docs) are written while the run publishes.
+    "validate": WorkerStage(
+        "great_expectations", "servicervault.stages.validate", "check", finishes_after_reply=True
+    ),
 }
 
 
@@ -66,6 +72,7 @@ class StageWorker:
         child_end.close()
         #: The worker's peak resident memory, known once it has run.
         self.peak_rss_mib: float | None = None
+        self._finishing = False  # replied, and still doing what comes after the reply
 
     def run(self, *args: Any) -> Any:
         """The stage's function called with ``args``, in the worker; its errors re-raised."""
@@ -81,18 +88,36 @@ class StageWorker:
 
     def result(self) -> Any:
         """What the function sent with :meth:`send` returned; its errors re-raised."""
-        try:
-            ok, value, peak_rss_mib = self._connection.recv()
-        except EOFError:
-            self._process.join()
-            raise VaultError(
-                f"the {self.stage} process ended without a result "
-                f"(exit code {self._process.exitcode}); its stage did not run"
-            ) from None
+        ok, value, peak_rss_mib = self._receive()
         self.peak_rss_mib = peak_rss_mib
         if not ok:
             raise value
+        self._finishing = WORKER_STAGES[self.stage].finishes_after_reply
         return value
+
+    def finish(self) -> None:
+        """Wait for what the worker does after its reply, if anything; its error re-raised."""
+        if not self._finishing:
+            return
+        self._finishing = False
+        ok, error = self._receive(after_reply=True)[:2]
+        if not ok:
+            raise VaultError(
+                f"the {self.stage} stage's result was recorded, but what follows it in its "
+                f"process failed: {error}"
+            ) from error
+
+    def _receive(self, after_reply: bool = False) -> tuple[bool, Any, float]:
+        try:
+            return self._connection.recv()
+        except EOFError:
+            self._process.join()
+            what = "after its result" if after_reply else "without a result"
+            done = "its result stands" if after_reply else "its stage did not run"
+            raise VaultError(
+                f"the {self.stage} process ended {what} "
+                f"(exit code {self._process.exitcode}); {done}"
+            ) from None
 
     def close(self) -> None:
         """Stop the worker if it is still there (the run ended before its stage)."""
@@ -119,11 +144,21 @@ def _serve(connection: Connection, stage: str, warm_up_args: tuple[Any, ...]) ->
     except BaseException as exc:  # failing to start is the stage's outcome
         _reply(connection, stage, exc)
         return
+    finish = None
     try:
         outcome: Any = run(*args, *warmed)
+        if spec.finishes_after_reply:
+            outcome, finish = outcome
     except BaseException as exc:
         outcome = exc
     _reply(connection, stage, outcome)
+    if finish is not None:
+        try:
+            finish()
+        except BaseException as exc:
+            _reply(connection, stage, exc)
+        else:
+            _reply(connection, stage, None)
 
 
 @contextmanager

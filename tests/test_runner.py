@@ -53,8 +53,11 @@ def test_a_failed_expectation_stops_the_run_and_nothing_is_published(
     # run's own process.
     assert records[1].details["worker_peak_rss_mib"] > 100
     assert records[2].details["worker_peak_rss_mib"] > 100
-    # The publication was written while the worker validated, and put in place after.
+    # The publication was written while the worker validated, and put in place after; the
+    # worker wrote the validation's reports after its outcome, before the run ended.
     assert records[3].details["written_during_validation"] is True
+    assert Path(records[2].details["data_docs"]).is_file()
+    assert Path(records[2].details["results_json"]).is_file()
     published = sha256_file(analytics_path(tenant))
 
     _corrupt_gold(warehouse_path(tenant))
@@ -73,6 +76,7 @@ def test_a_failed_expectation_stops_the_run_and_nothing_is_published(
     # The publication written during that validation was thrown away, not left beside.
     assert sorted(p.name for p in tenant.home.iterdir() if p.name.startswith(".")) == []
     assert "smm" in records[1].message and records[1].details["worker_peak_rss_mib"] > 100
+    assert Path(records[1].details["data_docs"]).is_file()
 
     [refused] = run_stages(tenant, ("publish",))
     assert refused.status == "failed" and "failed validation; nothing published" in refused.message

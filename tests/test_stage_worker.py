@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,10 +10,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from servicervault.errors import NotReadyError, VaultError
 from servicervault.stage_worker import WARM_UP_NICENESS, StageWorker, _transportable
+from servicervault.stages.validate import warehouse_path
 from tests.conftest import MakeTenant
 
 pytestmark = pytest.mark.slow
@@ -66,6 +69,36 @@ def test_an_error_the_run_could_not_rebuild_keeps_its_standing_and_its_words() -
     assert type(_transportable(VaultNeedsTwo("no table", "x"))) is VaultError
     plain = NotReadyError("not yet")
     assert _transportable(plain) is plain
+
+
+def test_validation_replies_first_and_its_reports_follow_or_fail_clearly(
+    make_tenant: MakeTenant,
+) -> None:
+    """The worker sends the outcome, then writes results.json and Data Docs; the run waits for
+    them at its end, and learns if they could not be written."""
+    tenant = make_tenant()
+    warehouse_path(tenant).parent.mkdir(parents=True, exist_ok=True)
+    duckdb.connect(str(warehouse_path(tenant))).close()  # no tables: every suite fails
+    worker = StageWorker("validate")
+    try:
+        outcome = worker.run(tenant, "run-1", None, [])
+        assert not outcome.success and outcome.failed[0].expectation == "table_exists"
+        worker.finish()
+        assert json.loads(outcome.results_json.read_text())["success"] is False
+        assert outcome.data_docs_index.is_file()
+    finally:
+        worker.close()
+
+    blocked = tenant.home / "validations" / "run-2" / "data_docs"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where the Data Docs folder goes\n")
+    worker = StageWorker("validate")
+    try:
+        assert not worker.run(tenant, "run-2", None, []).success  # the outcome still arrives
+        with pytest.raises(VaultError, match="validate stage's result was recorded, but what"):
+            worker.finish()
+    finally:
+        worker.close()
 
 
 def test_a_run_that_ends_before_validating_stops_its_worker(worker: StageWorker) -> None:

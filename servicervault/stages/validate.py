@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from pipelines.servicing_tape.parser import LINEAGE
 from servicervault.config import Tenant
 from servicervault.contracts import PERIOD, Contract, all_contracts
 from servicervault.errors import NotReadyError
-from servicervault.gx_bridge import ValidationOutcome, validate_tables
+from servicervault.gx_bridge import ValidationOutcome, check_tables
 
 
 def expectations_for(c: Contract) -> list[dict[str, Any]]:
@@ -108,6 +108,19 @@ def validate(
 
     With ``checked_from``, the period-built tables are checked from that period on only.
     """
+    outcome, write_reports = check(tenant, run_id, checked_from, period_tables)
+    write_reports()
+    return outcome
+
+
+def check(
+    tenant: Tenant,
+    run_id: str,
+    checked_from: date | None = None,
+    period_tables: Sequence[str] = (),
+) -> tuple[ValidationOutcome, Callable[[], None]]:
+    """:func:`validate`, returning before its reports (``results.json`` and Data Docs) are
+    written, with the function that writes them."""
     database = warehouse_path(tenant)
     if not database.exists():
         raise NotReadyError(
@@ -115,6 +128,6 @@ def validate(
         )
     out_dir = tenant.home / "validations" / run_id
     filters = {} if checked_from is None else period_filters(checked_from, period_tables)
-    return validate_tables(
+    return check_tables(
         database, suites(), out_dir, run_name=f"{tenant.id}-{run_id}", row_filters=filters
     )
