@@ -46,16 +46,16 @@ WITH kinds AS (
     b._snapshot_id AS snapshot_id,
     b.as_of_period,
     /* accuracy: static attributes restated differently from the previous delivery */
-    b.orig_rate = LAG(b.orig_rate) OVER w AS acc_orig_rate,
-    b.orig_upb = LAG(b.orig_upb) OVER w AS acc_orig_upb,
-    b.orig_term = LAG(b.orig_term) OVER w AS acc_orig_term,
-    b.first_pay_date = LAG(b.first_pay_date) OVER w AS acc_first_pay_date,
-    b.orig_date = LAG(b.orig_date) OVER w AS acc_orig_date,
-    b.fico = LAG(b.fico) OVER w AS acc_fico,
-    b.oltv = LAG(b.oltv) OVER w AS acc_oltv,
-    b.dti = LAG(b.dti) OVER w AS acc_dti,
-    b.state = LAG(b.state) OVER w AS acc_state,
-    b.channel = LAG(b.channel) OVER w AS acc_channel,
+    b.orig_rate = b.previous.orig_rate AS acc_orig_rate,
+    b.orig_upb = b.previous.orig_upb AS acc_orig_upb,
+    b.orig_term = b.previous.orig_term AS acc_orig_term,
+    b.first_pay_date = b.previous.first_pay_date AS acc_first_pay_date,
+    b.orig_date = b.previous.orig_date AS acc_orig_date,
+    b.fico = b.previous.fico AS acc_fico,
+    b.oltv = b.previous.oltv AS acc_oltv,
+    b.dti = b.previous.dti AS acc_dti,
+    b.state = b.previous.state AS acc_state,
+    b.channel = b.previous.channel AS acc_channel,
     /* accuracy: maturity recomputed from the first payment date and the term */
     CASE
       WHEN NOT b.maturity_date IS NULL AND NOT b.first_pay_date IS NULL AND NOT b.orig_term IS NULL
@@ -85,8 +85,15 @@ WITH kinds AS (
       THEN b.first_pay_date > b.orig_date
     END AS con_first_payment_after_origination,
     CASE WHEN b.num_borrowers = 1 THEN b.co_fico IS NULL END AS con_single_borrower
-  FROM bronze.loan AS b
-  WINDOW w AS (PARTITION BY b.loan_id ORDER BY b._snapshot_id, b._source_file, b._line_number)
+  FROM (
+    /* The previous delivery's attributes as one struct: one window value instead of ten. */
+    SELECT
+      *,
+      LAG(STRUCT_PACK(orig_rate, orig_upb, orig_term, first_pay_date, orig_date,
+        fico, oltv, dti, state, channel
+      )) OVER (PARTITION BY loan_id ORDER BY _snapshot_id, _source_file, _line_number) AS previous
+    FROM bronze.loan
+  ) AS b
 ), loan_scores AS (
   SELECT
     snapshot_id,
