@@ -7,8 +7,8 @@ For each size (loans x months) it does the steps below. The defaults are the iss
 and 200,000 x 60, plus 325,000 x 60: the generated loans prepay, default and mature, so 200,000
 x 60 makes 7.4 M loan-months and it takes 325,000 loans to reach the 12 M the targets are set for.
 
-1. generates ``months + 2`` monthly tapes once. The generator is deterministic but not
-   prefix-stable across month counts, so the two extra months are generated with the rest and
+1. generates ``months + 4`` monthly tapes once. The generator is deterministic but not
+   prefix-stable across month counts, so the four extra months are generated with the rest and
    held back: the full run and the later months then belong to one portfolio. Generation time
    is shown but is not part of the pipeline's time;
 2. delivers ``months`` tapes to tenant ``demo``'s inbound prefix, in a fresh ``VAULT_HOME``, and
@@ -20,9 +20,11 @@ x 60 makes 7.4 M loan-months and it takes 325,000 loans to reach the 12 M the ta
    computed what the pipeline published, so the ratio compares equal work;
 5. delivers the first held-back month and reruns the five stages: the cost of an incremental
    month, stage by stage;
-6. delivers the second and runs ``vault run``, the five stages in one process, as a nightly
-   scheduler runs them: one interpreter start-up and each library imported once, Great
-   Expectations in the validation worker while extract and transform work;
+6. delivers each of the three others in turn and runs ``vault run`` after each, the five stages
+   in one process, as a nightly scheduler runs them: one interpreter start-up and each library
+   imported once, SQLMesh and Great Expectations in workers while the stages before them work.
+   The median of the three nights is judged: this machine's speed varies by a second from one
+   run of the same month to the next, as much as the target's margin;
 7. prints the issue's targets as PASS/MISS.
 
 It is not part of ``make test`` (the defaults take about 20 minutes and ~15 GB of disk);
@@ -67,8 +69,10 @@ BASELINE_CHILD = "import sys, duckdb; duckdb.execute(sys.argv[1])"
 VAULT_CLI = (sys.executable, "-m", "servicervault.cli")
 PACKAGES = ("duckdb", "dlt", "sqlmesh", "great_expectations", "pyarrow")
 CLI_QUERY_RUNS = 10
-# Months generated beyond the full run: one for the stage-by-stage month, one for `vault run`.
-LATER_MONTHS = 2
+# Months generated beyond the full run: one for the stage-by-stage month, then three nights of
+# `vault run`, whose median is judged.
+NIGHTS = 3
+LATER_MONTHS = 1 + NIGHTS
 MIB = 1 << 20
 
 # Read-only queries an analyst runs on gold: a whole table, a filter, a filter plus subquery.
@@ -342,15 +346,15 @@ def run_pipeline(tenant: Tenant, logs: Path, run: str, tag: str) -> RunReport:
     return RunReport(stage_rows(tenant, measured), bytes_on_disk(tenant))
 
 
-def run_in_one_process(tenant: Tenant, logs: Path, tag: str) -> dict[str, Any]:
+def run_in_one_process(tenant: Tenant, logs: Path, tag: str, night: int) -> dict[str, Any]:
     """``vault run``: the five stages in one process, and its transform and validation workers.
     Its seconds are the whole run's. Its peak RSS is at most what the three held together: the
     run's own process's peak plus each worker's, from the ledger (``wait4`` gives only the
     largest of the three). The ledger gives each stage's time inside the run."""
-    log = logs / "nightly-run.log"
+    log = logs / f"nightly-run-{night}.log"
     result = measure([*VAULT_CLI, "run", "--tenant", TENANT], log)
     if result.returncode != 0:
-        raise failed("nightly run: vault run", log)
+        raise failed(f"nightly run {night}: vault run", log)
     records = newest_records(tenant)
     process_mib = max(r.details["process_peak_rss_mib"] for r in records.values())
     workers_mib = {
@@ -358,7 +362,7 @@ def run_in_one_process(tenant: Tenant, logs: Path, tag: str) -> dict[str, Any]:
     }
     peak_rss_mib = process_mib + sum(workers_mib.values())
     say(
-        f"{tag} nightly run: vault run {result.seconds:8.2f} s  "
+        f"{tag} nightly run {night}: vault run {result.seconds:8.2f} s  "
         f"peak RSS {peak_rss_mib:7.1f} MiB at most (the run {process_mib:.1f}, its transform "
         f"worker {workers_mib['transform']:.1f}, validation worker {workers_mib['validate']:.1f})"
     )
@@ -549,7 +553,8 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
     say(f"{tag} generating {size.months + LATER_MONTHS} monthly tapes of {size.loans:,} loans")
     tapes, generate_seconds = generate(size, tapes_dir, tag)
     say(f"{tag} generated in {generate_seconds:.1f} s (not counted)")
-    full_run_tapes, (held_back, nightly_tape) = tapes[:-LATER_MONTHS], tapes[-LATER_MONTHS:]
+    full_run_tapes, held_back = tapes[:-LATER_MONTHS], tapes[-LATER_MONTHS]
+    nightly_tapes = tapes[-NIGHTS:]
     # The baseline reads exactly the full run's tapes: links in a folder of their own.
     full_tapes.mkdir()
     for tape in full_run_tapes:
@@ -574,9 +579,12 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
     deliver([held_back], tenant)
     incremental = run_pipeline(tenant, logs, "incremental", tag)
 
-    say(f"{tag} nightly: delivering {nightly_tape.name}, then one vault run")
-    deliver([nightly_tape], tenant)
-    nightly = run_in_one_process(tenant, logs, tag)
+    nights = []
+    for night, tape in enumerate(nightly_tapes, 1):
+        say(f"{tag} nightly {night}/{NIGHTS}: delivering {tape.name}, then one vault run")
+        deliver([tape], tenant)
+        nights.append(run_in_one_process(tenant, logs, tag, night) | {"tape": tape.name})
+    nightly = median_night(nights)
 
     report = {
         "size": size.label,
@@ -587,8 +595,7 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
         "full": full.as_json(),
         "incremental": incremental.as_json()
         | {"tape": held_back.name, "share_of_full": incremental.seconds / full.seconds},
-        "nightly": nightly
-        | {"tape": nightly_tape.name, "share_of_full": nightly["seconds"] / full.seconds},
+        "nightly": nightly | {"share_of_full": nightly["seconds"] / full.seconds},
         "baseline": {
             "seconds": baseline.seconds,
             "peak_rss_mib": baseline.peak_rss_mib,
@@ -603,6 +610,16 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
     return report
 
 
+def median_night(nights: list[dict[str, Any]]) -> dict[str, Any]:
+    """The night of median wall time, with every night's seconds beside it (``nights``) and the
+    largest memory bound of them all: the median is judged, the memory target holds for each."""
+    ordered = sorted(nights, key=lambda night: night["seconds"])
+    return ordered[len(ordered) // 2] | {
+        "nights": [{"tape": n["tape"], "seconds": n["seconds"]} for n in nights],
+        "max_peak_rss_mib": max(n["peak_rss_mib"] for n in nights),
+    }
+
+
 def e2e_limit(baseline_seconds: float) -> float:
     """The end-to-end target: 2 x the plain-DuckDB baseline plus 15 s of fixed overhead."""
     return BASELINE_FACTOR * baseline_seconds + BASELINE_OVERHEAD_S
@@ -613,7 +630,7 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     incremental month is judged both stage by stage and as one ``vault run``."""
     full, incremental, nightly = report["full"], report["incremental"], report["nightly"]
     limit = e2e_limit(report["baseline"]["seconds"])
-    peak = max(full["peak_rss_mib"], incremental["peak_rss_mib"], nightly["peak_rss_mib"])
+    peak = max(full["peak_rss_mib"], incremental["peak_rss_mib"], nightly["max_peak_rss_mib"])
     p95 = report["query"]["in_process_ms"]["p95"]
     rows = [
         ("end to end <= 2 x baseline + 15 s", full["seconds"], limit, "s"),
@@ -681,13 +698,16 @@ def print_size(report: dict[str, Any]) -> None:
     nightly = report["nightly"]
     inside = ", ".join(f"{s} {t:.2f}" for s, t in nightly["stage_seconds"].items())
     say(
-        f"nightly run: + {nightly['tape']} as one `vault run` process: {nightly['rows']:,} rows, "
+        f"nightly run, the median night: + {nightly['tape']} as one `vault run` process: "
+        f"{nightly['rows']:,} rows, "
         f"{nightly['seconds']:.2f} s, peak RSS at most {nightly['peak_rss_mib']:.1f} MiB "
         f"(the run {nightly['process_peak_rss_mib']:.1f} + transform worker "
         f"{nightly['worker_peak_rss_mib']['transform']:.1f} + validation worker "
         f"{nightly['worker_peak_rss_mib']['validate']:.1f})"
     )
     say(f"  in stage (s): {inside}")
+    each = ", ".join(f"{n['tape']} {n['seconds']:.2f} s" for n in nightly["nights"])
+    say(f"  the median of {len(nightly['nights'])} nights: {each}")
     say(f"  nightly / full = {nightly['share_of_full']:.1%}")
     say()
     say(

@@ -62,7 +62,6 @@ __all__ = [
     "ExpectationFailure",
     "ValidationOutcome",
     "check_tables",
-    "validate_tables",
 ]
 
 logger = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ class ExpectationFailure:
 
 @dataclass
 class ValidationOutcome:
-    """Result of one :func:`validate_tables` run.
+    """Result of one :func:`check_tables` run.
 
     Attributes:
         success: ``True`` only if every expectation of every suite passed.
@@ -164,20 +163,6 @@ class ValidationOutcome:
 
 class DatabaseUnavailableError(VaultError):
     """The DuckDB file cannot be opened read-only (usually: someone holds it read-write)."""
-
-
-def validate_tables(
-    database: Path,
-    suites: dict[str, list[dict]],
-    out_dir: Path,
-    run_name: str,
-    row_filters: Mapping[str, str] | None = None,
-) -> ValidationOutcome:
-    """Validate tables/views of a DuckDB file against GX expectation suites, and write the
-    run's ``results.json`` and Data Docs; see :func:`check_tables` for the arguments."""
-    outcome, write_reports = check_tables(database, suites, out_dir, run_name, row_filters)
-    write_reports()
-    return outcome
 
 
 def check_tables(

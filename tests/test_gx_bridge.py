@@ -1,7 +1,7 @@
 """Tests for servicervault.gx_bridge: Great Expectations over DuckDB tables *and* views.
 
 Importing Great Expectations costs ~8 s, so every data case runs through two module-scoped
-``validate_tables`` calls (one all-passing, one full of defects) and the assertions share them.
+validations (one all-passing, one full of defects) and the assertions share them.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -17,8 +18,16 @@ import pytest
 from servicervault.gx_bridge import (
     ExpectationFailure,
     ValidationOutcome,
-    validate_tables,
+    check_tables,
 )
+
+
+def validate_tables(*args: Any, **kwargs: Any) -> ValidationOutcome:
+    """A validation with its reports written, as ``vault validate`` runs it."""
+    outcome, write_reports = check_tables(*args, **kwargs)
+    write_reports()
+    return outcome
+
 
 # gold.portfolio_monthly is a VIEW over a physical table in another schema, catalog-qualified
 # the way SQLMesh publishes models; silver.loan_month is a plain table. Neither is in `main`.

@@ -22,7 +22,7 @@ STAGES = ("extract", "transform", "validate", "publish", "drop")
 
 @pytest.fixture(scope="module")
 def bench_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One run of 300 loans x 6 months (+ 2 later months), shared by the module's tests."""
+    """One run of 300 loans x 6 months (+ 4 later months), shared by the module's tests."""
     folder = tmp_path_factory.mktemp("bench")
     out = folder / "bench.json"
     args = ["--sizes", "300x6", "--query-runs", "5", "--workdir", str(folder / "work")]
@@ -86,3 +86,15 @@ def test_nightly_month_runs_every_stage_in_one_process(bench_report: dict) -> No
     # One process: its wall time covers every stage's time inside it.
     assert nightly["seconds"] > sum(nightly["stage_seconds"].values())
     assert nightly["share_of_full"] == nightly["seconds"] / bench_report["full"]["seconds"]
+
+
+@pytest.mark.slow
+def test_the_nightly_month_judged_is_the_median_of_three_nights(bench_report: dict) -> None:
+    nightly = bench_report["nightly"]
+    nights = nightly["nights"]
+    assert len(nights) == 3
+    tapes = [n["tape"] for n in nights]
+    assert tapes == sorted(tapes) and len(set(tapes)) == 3  # three consecutive months
+    assert sorted(n["seconds"] for n in nights)[1] == nightly["seconds"]
+    assert nightly["tape"] in tapes
+    assert nightly["max_peak_rss_mib"] >= nightly["peak_rss_mib"]
