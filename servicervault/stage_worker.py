@@ -32,6 +32,8 @@ from servicervault.errors import VaultError
 
 # How much lower a worker's priority is while it imports (see _yielding).
 WARM_UP_NICENESS = 10
+# How long a worker that has sent its last message is given to exit before it is terminated.
+WAIT_FOR_AN_ENDING_WORKER_S = 10
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class StageWorker:
         #: The worker's peak resident memory, known once it has run.
         self.peak_rss_mib: float | None = None
         self._finishing = False  # replied, and still doing what comes after the reply
+        self._done = False  # sent everything it will send, and is ending on its own
 
     def run(self, *args: Any) -> Any:
         """The stage's function called with ``args``, in the worker; its errors re-raised."""
@@ -90,9 +93,10 @@ class StageWorker:
         """What the function sent with :meth:`send` returned; its errors re-raised."""
         ok, value, peak_rss_mib = self._receive()
         self.peak_rss_mib = peak_rss_mib
+        self._finishing = ok and WORKER_STAGES[self.stage].finishes_after_reply
+        self._done = not self._finishing
         if not ok:
             raise value
-        self._finishing = WORKER_STAGES[self.stage].finishes_after_reply
         return value
 
     def finish(self) -> None:
@@ -101,6 +105,7 @@ class StageWorker:
             return
         self._finishing = False
         ok, error = self._receive(after_reply=True)[:2]
+        self._done = True
         if not ok:
             raise VaultError(
                 f"the {self.stage} stage's result was recorded, but what follows it in its "
@@ -120,8 +125,12 @@ class StageWorker:
             ) from None
 
     def close(self) -> None:
-        """Stop the worker if it is still there (the run ended before its stage)."""
+        """Stop the worker if it is still there (the run ended before its stage). One that has
+        sent everything is let finish ending: terminated on its way out, it would leave its
+        libraries' semaphores for multiprocessing to warn about."""
         self._connection.close()
+        if self._done:
+            self._process.join(timeout=WAIT_FOR_AN_ENDING_WORKER_S)
         if self._process.is_alive():
             self._process.terminate()
         self._process.join()

@@ -88,6 +88,7 @@ def test_validation_replies_first_and_its_reports_follow_or_fail_clearly(
         assert outcome.data_docs_index.is_file()
     finally:
         worker.close()
+    assert worker._process.exitcode == 0  # it ended on its own, not terminated on its way out
 
     blocked = tenant.home / "validations" / "run-2" / "data_docs"
     blocked.parent.mkdir(parents=True)
