@@ -34,8 +34,9 @@ BUILT_SNAPSHOTS = "main.built_snapshots"
 # part-way: what it rebuilt is unknown, so every period is rebuilt and reported as rebuilt.
 BUILD_STARTED = "main.build_started"
 # What a build recomputes of the models that read their own previous rows: every row
-# (``everything``), or the loans with rows in the periods from ``rebuilt_from`` on. Written
-# before any model runs.
+# (``everything``), or the loans with rows in the periods from ``rebuilt_from`` on
+# (``gold.loan_snapshot``) or in the snapshots landed since the last build (``new_snapshots``,
+# ``silver.loan``). Written before any model runs.
 BUILD_SCOPE = "main.build_scope"
 
 
@@ -202,7 +203,7 @@ def _build(
         context.engine_adapter.execute(
             f"CREATE TABLE IF NOT EXISTS {BUILD_STARTED} AS SELECT now() AS started_at"
         )
-        _set_scope(context, FIRST_PERIOD)  # new or edited models build every row
+        _set_scope(context, FIRST_PERIOD, [])  # new or edited models build every row
         if not built:
             plan = context.plan("prod", auto_apply=True, **options)
             rebuilt_from: date | None = FIRST_PERIOD
@@ -212,7 +213,7 @@ def _build(
                 context.apply(plan)
             rebuilt_from = _first_changed_period(context, new, first_new)
             if rebuilt_from is not None:
-                _set_scope(context, rebuilt_from)
+                _set_scope(context, rebuilt_from, new or [])
                 context.plan(
                     "prod",
                     restate_models=["bronze.loan_month", "bronze.loan"],
@@ -314,11 +315,12 @@ def _first_changed_period(
     return min((p for p in (first_new, first) if p is not None), default=FIRST_PERIOD)
 
 
-def _set_scope(context: Any, rebuilt_from: date) -> None:
+def _set_scope(context: Any, rebuilt_from: date, new_snapshots: list[str]) -> None:
     everything = "TRUE" if rebuilt_from == FIRST_PERIOD else "FALSE"
     context.engine_adapter.execute(
         f"CREATE OR REPLACE TABLE {BUILD_SCOPE} AS SELECT {everything} AS everything, "
-        f"DATE {literal(rebuilt_from.isoformat())} AS rebuilt_from"
+        f"DATE {literal(rebuilt_from.isoformat())} AS rebuilt_from, "
+        f"[{_in_list(new_snapshots)}]::VARCHAR[] AS new_snapshots"
     )
 
 
