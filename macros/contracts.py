@@ -34,11 +34,16 @@ def contract_column_descriptions(evaluator: MacroEvaluator, table: exp.Expressio
 @macro()
 def contract_casts(evaluator: MacroEvaluator, table: exp.Expression) -> list[exp.Expression]:
     """``CAST(col AS TYPE) AS col, ...`` for every column of the contract of ``table``, in
-    contract order. A model that reads its own previous rows selects these: SQLMesh must know
-    every column's type to create its table empty, and the contract already says them."""
-    from servicervault.contracts import contract
+    contract order, then a silver table's lineage columns. A model that reads its own previous
+    rows selects these: SQLMesh must know every column's type to create its table empty, and
+    the contract already says them."""
+    from servicervault.contracts import LINEAGE_COLUMNS, contract
 
+    c = contract(table.name)
+    types = [(col.name, col.type) for col in c.columns]
+    if c.schema == "silver":
+        types += [(name, dtype) for name, (dtype, _) in LINEAGE_COLUMNS.items()]
     return [
-        exp.cast(exp.column(col.name), exp.DataType.build(col.type, dialect="duckdb")).as_(col.name)
-        for col in contract(table.name).columns
+        exp.cast(exp.column(name), exp.DataType.build(dtype, dialect="duckdb")).as_(name)
+        for name, dtype in types
     ]

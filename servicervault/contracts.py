@@ -20,6 +20,13 @@ CONTRACTS_DIR = PROJECT_ROOT / "contracts"
 # are built by: named once for the stages that treat them specially.
 LOAN_MONTHS = "silver.loan_month"
 PERIOD = "period"
+# Every silver table carries where each row came from, as extract lands it: the columns a
+# contract does not list, with their types and meaning.
+LINEAGE_COLUMNS: dict[str, tuple[str, str]] = {
+    "_snapshot_id": ("VARCHAR", "Snapshot the row was landed in (snapshots/<source>/<id>/)."),
+    "_source_file": ("VARCHAR", "Inbound tape file the row was read from."),
+    "_line_number": ("BIGINT", "Line of that file the row was read from (1-based)."),
+}
 
 DuckType = Literal["VARCHAR", "DOUBLE", "INTEGER", "BIGINT", "DATE", "BOOLEAN"]
 PiiClass = Literal["none", "quasi_identifier", "identifier"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from servicervault.config import PROJECT_ROOT
-from servicervault.contracts import Column, Contract, all_contracts
+from servicervault.contracts import LINEAGE_COLUMNS, Column, Contract, all_contracts
 
 MODELS_DIR = PROJECT_ROOT / "models"
 DOC_PATH = PROJECT_ROOT / "docs" / "data_dictionary.md"
@@ -27,13 +27,7 @@ REGENERATE_COMMAND = "uv run vault dictionary"
 
 # Only these layers are published (analytics database) or dropped; bronze stays internal.
 
-# Every silver table carries where each row came from (see servicervault.stages.validate).
 LAYER_ORDER = ("gold", "silver")
-LINEAGE_COLUMNS: dict[str, tuple[str, str]] = {
-    "_snapshot_id": ("VARCHAR", "Snapshot the row was landed in (snapshots/<source>/<id>/)."),
-    "_source_file": ("VARCHAR", "Inbound tape file the row was read from."),
-    "_line_number": ("BIGINT", "Line of that file the row was read from (1-based)."),
-}
 
 _CONTRACT_POINTER = re.compile(r"\s*\(contract: [^)]*\)")
 # A sentence ends at ". " before a capital letter, so "i.e. status" does not end one.

@@ -30,10 +30,7 @@ WITH scope AS (
 )
 SELECT
   /* Typed from the contract: SQLMesh creates a table that reads itself empty, from its types. */
-  @contract_casts('silver.loan'),
-  CAST(_snapshot_id AS VARCHAR) AS _snapshot_id,
-  CAST(_source_file AS VARCHAR) AS _source_file,
-  CAST(_line_number AS BIGINT) AS _line_number
+  @contract_casts('silver.loan')
 FROM candidates
 QUALIFY
   ROW_NUMBER() OVER (

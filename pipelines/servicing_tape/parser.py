@@ -18,13 +18,13 @@ from pathlib import Path
 import duckdb
 
 from pipelines.servicing_tape.formats import TABLE_CONTRACTS, FieldRule, FileKind
-from servicervault.contracts import contract
+from servicervault.contracts import LINEAGE_COLUMNS, contract
 from servicervault.errors import VaultError
 from servicervault.sql import literal
 
 NUMBER = r"-?[0-9]+(\.[0-9]*)?"
 WHOLE_NUMBER = r"-?[0-9]+(\.0*)?"
-LINEAGE = ("_snapshot_id", "_source_file", "_line_number")
+LINEAGE = tuple(LINEAGE_COLUMNS)
 QUARANTINE_COLUMNS = (*LINEAGE, "column", "check", "reason", "raw_line")
 # A byte that never occurs in a tape, so the CSV reader hands over each line whole.
 _WHOLE_LINE = "\x1f"
