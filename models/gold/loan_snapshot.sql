@@ -3,6 +3,7 @@ MODEL (
   kind FULL,
   description 'The latest state of every loan with its static attributes (contract: contracts/gold/loan_snapshot.yaml). Built from the periods the build rebuilt (main.build_scope): a loan with a row there takes its latest row from those periods, every other loan keeps its previous row; a build of every period recomputes every loan.',
   grain loan_id,
+  optimize_query TRUE,
   column_descriptions @contract_column_descriptions('gold.loan_snapshot')
 );
 

@@ -2,7 +2,8 @@ MODEL (
   name silver.loan,
   kind FULL,
   description 'Canonical static loan attributes (contract: contracts/loan.yaml), one row per loan, from the latest reporting period of the latest snapshot. A build reads the snapshots landed since the last one (main.build_scope) beside the loans'' previous rows; a build of every period reads every snapshot.',
-  grain loan_id
+  grain loan_id,
+  optimize_query TRUE
 );
 
 WITH scope AS (

@@ -91,7 +91,9 @@ def make_context(tenant: Tenant, with_tests: bool = False) -> Any:
         project="servicervault",
         gateways={"local": GatewayConfig(connection=connection)},
         default_gateway="local",
-        model_defaults=ModelDefaultsConfig(dialect="duckdb", start=FIRST_PERIOD.isoformat()),
+        model_defaults=ModelDefaultsConfig(
+            dialect="duckdb", start=FIRST_PERIOD.isoformat(), optimize_query=False
+        ),
         variables={"snapshots_root": bucket.uri("snapshots")},
         disable_anonymized_analytics=True,
         # SQLMesh would scan every installed package on each plan (0.4 s) to record which ones
