@@ -425,6 +425,7 @@ def _make_context(out_dir: Path) -> AbstractDataContext:
         ProgressBarsConfig,
     )
 
+    _thread_lock_for_progress_bars()
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
         data_docs_sites={
@@ -443,6 +444,18 @@ def _make_context(out_dir: Path) -> AbstractDataContext:
         progress_bars=ProgressBarsConfig(globally=False),
     )
     return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _thread_lock_for_progress_bars() -> None:
+    """GX creates a tqdm bar (disabled here) for each batch of metrics, and tqdm's default lock
+    holds a multiprocessing semaphore. A validation worker ends with ``os._exit`` once it has
+    sent its last message (see ``stage_worker._end_now``), so that semaphore would be left for
+    multiprocessing to warn about; no bar is shared between processes, so a thread lock does."""
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 def _to_expectation(

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from servicervault.contracts import contract
 from servicervault.errors import NotReadyError, VaultError
 from servicervault.stage_worker import WARM_UP_NICENESS, StageWorker, _transportable
 from servicervault.stages.validate import warehouse_path
@@ -100,6 +101,34 @@ def test_validation_replies_first_and_its_reports_follow_or_fail_clearly(
             worker.finish()
     finally:
         worker.close()
+
+
+def test_a_worker_that_has_sent_everything_ends_without_leaving_anything_behind(
+    make_tenant: MakeTenant,
+) -> None:
+    """The validation worker ends with os._exit once its reports are written, skipping the
+    interpreter's teardown; nothing multiprocessing tracks (a semaphore, say) may be left then.
+    Run in a child, as multiprocessing reports leftovers when the run's process exits."""
+    tenant = make_tenant()
+    warehouse_path(tenant).parent.mkdir(parents=True, exist_ok=True)
+    table = contract("gold.portfolio_monthly")  # one empty table: its metrics are computed
+    columns = ", ".join(f"{c.name} {c.type}" for c in table.columns)
+    with duckdb.connect(str(warehouse_path(tenant))) as con:
+        con.execute(f"CREATE SCHEMA gold; CREATE TABLE gold.portfolio_monthly ({columns})")
+    script = (
+        "from servicervault.config import load_tenant\n"
+        "from servicervault.stage_worker import StageWorker\n"
+        "if __name__ == '__main__':\n"
+        f"    tenant = load_tenant({tenant.id!r})\n"
+        "    worker = StageWorker('validate')\n"
+        "    outcome = worker.run(tenant, 'run-1', None, [])\n"
+        "    worker.finish()\n"
+        "    worker.close()\n"
+        "    print(outcome.success, worker._process.exitcode)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "0"]
+    assert "leaked" not in out.stderr, out.stderr
 
 
 def test_a_run_that_ends_before_validating_stops_its_worker(worker: StageWorker) -> None:
