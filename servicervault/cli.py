@@ -362,7 +362,22 @@ def dictionary(
 
 
 def main() -> None:
-    app()
+    """The ``vault`` command. Once the command has returned and its output is flushed, the
+    process ends without the interpreter's teardown, which frees every module of DuckDB, dlt,
+    pyarrow and the rest one by one: about 0.2 s of a nightly run, and of every ``vault query``.
+    Whatever the command opened is closed by then; an unexpected error still ends normally,
+    with its traceback."""
+    try:
+        app()
+        code: object = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)  # what ``sys.exit(message)`` does
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":

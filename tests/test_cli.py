@@ -1,6 +1,11 @@
-"""CLI rendering that no other test covers: the run ledger view and usage errors."""
+"""CLI rendering that no other test covers: the run ledger view, usage errors, and how the
+``vault`` process ends."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -31,3 +36,19 @@ def test_no_runs_yet_and_an_unknown_tenant(make_tenant: MakeTenant) -> None:
     assert out.exit_code == 0 and "no runs recorded" in out.output
     out = CliRunner().invoke(app, ["runs", "--tenant", "../etc"])
     assert out.exit_code == 1 and "invalid tenant id" in out.output
+
+
+def test_the_vault_process_flushes_all_its_output_and_keeps_its_exit_code(
+    make_tenant: MakeTenant,
+) -> None:
+    """`vault` ends its process without the interpreter's teardown (cli.main): a long output
+    through a pipe must still arrive whole, and a failure must still exit non-zero."""
+    from servicervault.dictionary import data_dictionary
+
+    vault = Path(sys.executable).with_name("vault")
+    out = subprocess.run([vault, "dictionary", "--out", "-"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout == data_dictionary()  # tens of kB, block-buffered
+    failed = subprocess.run([vault, "runs", "--tenant", "../etc"], capture_output=True, text=True)
+    assert failed.returncode == 1 and "invalid tenant id" in failed.stderr
+    usage = subprocess.run([vault, "runs"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "--tenant" in usage.stderr
