@@ -13,6 +13,9 @@ MODEL (
   )
 );
 
+/* The attributes a loan row is compared with its previous delivery on, as one struct. */
+@DEF(compared_attributes, STRUCT_PACK(orig_rate, orig_upb, orig_term, first_pay_date, orig_date, fico, oltv, dti, state, channel));
+
 WITH scope AS (
   SELECT
     everything,
@@ -35,10 +38,7 @@ WITH scope AS (
   SELECT
     loan_id,
     MAX(_snapshot_id) AS _snapshot_id,
-    ARG_MAX(
-      STRUCT_PACK(orig_rate, orig_upb, orig_term, first_pay_date, orig_date, fico, oltv, dti, state, channel),
-      (_snapshot_id, _source_file, _line_number)
-    ) AS compared
+    ARG_MAX(@compared_attributes, (_snapshot_id, _source_file, _line_number)) AS compared
   FROM bronze.loan
   WHERE
     NOT (SELECT everything FROM scope)
@@ -85,7 +85,7 @@ WITH scope AS (
       UNION ALL BY NAME
       SELECT
         *,
-        STRUCT_PACK(orig_rate, orig_upb, orig_term, first_pay_date, orig_date, fico, oltv, dti, state, channel) AS compared,
+        @compared_attributes AS compared,
         TRUE AS checked
       FROM delivered
       WHERE
