@@ -7,6 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from pipelines.servicing_tape.parser import LINEAGE
 from servicervault.cli import app
 from servicervault.config import PROJECT_ROOT
 from servicervault.contracts import all_contracts
@@ -19,7 +20,6 @@ from servicervault.dictionary import (
     model_metadata,
     parse_model_header,
 )
-from servicervault.stages.validate import LINEAGE
 
 
 def _section(markdown: str, table: str) -> str:

@@ -20,7 +20,7 @@ import duckdb
 from pipelines.servicing_tape.formats import TABLE_CONTRACTS, FieldRule, FileKind
 from servicervault.contracts import LINEAGE_COLUMNS, contract
 from servicervault.errors import VaultError
-from servicervault.sql import literal
+from servicervault.sql import literal, literals
 
 NUMBER = r"-?[0-9]+(\.[0-9]*)?"
 WHOLE_NUMBER = r"-?[0-9]+(\.0*)?"
@@ -65,7 +65,7 @@ def _raw(rule: FieldRule, kind: FileKind) -> str:
     if len(rule.null_tokens) == 1:
         text = f"nullif({text}, {literal(rule.null_tokens[0])})"
     elif rule.null_tokens:
-        nulls = ", ".join(literal(t) for t in rule.null_tokens)
+        nulls = literals(rule.null_tokens)
         text = f"CASE WHEN {text} IN ({nulls}) THEN NULL ELSE {text} END"
     if rule.first_chars:
         text = f"left({text}, {rule.first_chars})"
@@ -128,7 +128,7 @@ def _checks(rule: FieldRule) -> list[_Check]:
             )
         )
     if col.allowed is not None:
-        values = ", ".join(literal(v) for v in col.allowed)
+        values = literals(col.allowed)
         out.append(
             check(
                 f'"{name}" NOT IN ({values})',
@@ -226,7 +226,7 @@ def _lines_sql(files: list[TextFile]) -> str:
 
     DuckDB reads the files in list order and keeps each file's lines in order, so a line's
     number is its row number minus the row number of its file's first line."""
-    paths = ", ".join(literal(f.path) for f in files)
+    paths = literals(f.path for f in files)
     inputs = ", ".join(
         f"({literal(f.path)}, {literal(f.source_file)}, {f.truncated_line or 'NULL'})"
         for f in files

@@ -18,7 +18,7 @@ import duckdb
 
 from servicervault.config import DUCKDB_MEMORY_LIMIT, Tenant
 from servicervault.contracts import LOAN_MONTHS, PERIOD, all_contracts
-from servicervault.sql import literal
+from servicervault.sql import literal, literals
 from servicervault.stages.transform import WAREHOUSE_CATALOG
 from servicervault.stages.validate import warehouse_path
 
@@ -108,11 +108,10 @@ def prepare(
                 con.execute(f'CREATE TABLE {schema}."{name}" AS SELECT * FROM {source}')
             rows[table] = con.execute(f'SELECT count(*) FROM {schema}."{name}"').fetchone()[0]
         _comment(con)
-        snapshots = ", ".join(literal(s) for s in snapshot_ids)
         con.execute(
             f"CREATE TABLE main.publication AS SELECT {literal(build_id)} AS build_id, "
-            f"{literal(tenant.id)} AS tenant, [{snapshots}]::VARCHAR[] AS snapshot_ids, "
-            "current_timestamp AS published_at"
+            f"{literal(tenant.id)} AS tenant, [{literals(snapshot_ids)}]::VARCHAR[] "
+            "AS snapshot_ids, current_timestamp AS published_at"
         )
         con.execute(f"DETACH {WAREHOUSE_CATALOG}")
         con.execute("CHECKPOINT")

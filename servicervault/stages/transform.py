@@ -19,7 +19,7 @@ from typing import Any
 from servicervault.config import DUCKDB_MEMORY_LIMIT, PROJECT_ROOT, Tenant, vault_home
 from servicervault.contracts import contract
 from servicervault.errors import NotReadyError, VaultError
-from servicervault.sql import literal
+from servicervault.sql import literal, literals
 from servicervault.stages.extract import committed_snapshot_ids
 from servicervault.stages.validate import warehouse_path
 from servicervault.storage import Bucket, S3Bucket
@@ -36,7 +36,7 @@ BUILD_STARTED = "main.build_started"
 # What a build recomputes of the models that read their own previous rows: every row
 # (``everything``), or the loans with rows in the periods from ``rebuilt_from`` on
 # (``gold.loan_snapshot``) or in the snapshots landed since the last build (``new_snapshots``,
-# ``silver.loan``). Written before any model runs.
+# ``silver.loan`` and ``silver.loan_checks``). Written before any model runs.
 BUILD_SCOPE = "main.build_scope"
 
 
@@ -237,10 +237,6 @@ def _build(
     return plan, rebuilt_from
 
 
-def _in_list(values: list[str]) -> str:
-    return ", ".join(literal(v) for v in values)
-
-
 def _new_snapshots(context: Any, snapshot_ids: list[str]) -> list[str] | None:
     """Committed snapshots the models have not been built from; None if they must all be.
 
@@ -268,7 +264,7 @@ def _check_periods(context: Any, snapshot_ids: list[str], built: bool) -> date |
         if built
         else f"({context.render('bronze.loan_month').sql(dialect='duckdb')})"
     )
-    ids = _in_list(snapshot_ids)
+    ids = literals(snapshot_ids)
     low, high = context.engine_adapter.fetchone(
         f"SELECT min(period), max(period) FROM {months} WHERE _snapshot_id IN ({ids})"
     )
@@ -300,7 +296,7 @@ def _first_changed_period(
         return FIRST_PERIOD
     if not new:
         return None
-    ids = _in_list(new)
+    ids = literals(new)
     attributes = [c.name for c in contract("silver.loan").columns]
     compared = [c for c in attributes if c not in ("loan_id", "as_of_period")]
     differs = " OR ".join(f"b.{c} IS DISTINCT FROM s.{c}" for c in compared)
@@ -324,7 +320,7 @@ def _set_scope(context: Any, rebuilt_from: date, new_snapshots: list[str]) -> No
     context.engine_adapter.execute(
         f"CREATE OR REPLACE TABLE {BUILD_SCOPE} AS SELECT {everything} AS everything, "
         f"DATE {literal(rebuilt_from.isoformat())} AS rebuilt_from, "
-        f"[{_in_list(new_snapshots)}]::VARCHAR[] AS new_snapshots"
+        f"[{literals(new_snapshots)}]::VARCHAR[] AS new_snapshots"
     )
 
 

@@ -15,9 +15,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pipelines.servicing_tape.parser import LINEAGE
 from servicervault.config import Tenant
-from servicervault.contracts import PERIOD, Contract, all_contracts
+from servicervault.contracts import LINEAGE_COLUMNS, PERIOD, Contract, all_contracts
 from servicervault.errors import NotReadyError
 from servicervault.gx_bridge import ValidationOutcome, check_tables
 
@@ -26,7 +25,7 @@ def expectations_for(c: Contract) -> list[dict[str, Any]]:
     """Translate one contract into Great Expectations expectation configs."""
     columns = [col.name for col in c.columns]
     if c.schema == "silver":
-        columns += LINEAGE
+        columns += LINEAGE_COLUMNS
     out: list[dict[str, Any]] = [
         {
             "type": "expect_table_columns_to_match_set",

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.servicing_tape.parser import LINEAGE
 from servicervault.config import Tenant
 from servicervault.contracts import all_contracts
 from servicervault.errors import NotReadyError
@@ -18,7 +19,7 @@ from servicervault.layouts import sflp_fields
 from servicervault.stages import transform as transform_stage
 from servicervault.stages.extract import extract
 from servicervault.stages.transform import FIRST_PERIOD, transform
-from servicervault.stages.validate import LINEAGE, warehouse_path
+from servicervault.stages.validate import warehouse_path
 from servicervault.storage import Bucket
 from tests.conftest import Deliver, MakeTenant
 
