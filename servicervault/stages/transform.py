@@ -217,6 +217,8 @@ def _build(
                 context.apply(plan)
             rebuilt_from = _first_changed_period(context, new, first_new)
             if rebuilt_from is not None:
+                if not plan.context_diff.has_changes:
+                    _vacuum_only_after_deletes(context, rebuilt_from)
                 _set_scope(context, rebuilt_from, new or [])
                 context.plan(
                     "prod",
@@ -313,6 +315,20 @@ def _first_changed_period(
         """
     )
     return min((p for p in (first_new, first) if p is not None), default=FIRST_PERIOD)
+
+
+def _vacuum_only_after_deletes(context: Any, rebuilt_from: date) -> None:
+    """Let the warehouse's checkpoints skip vacuuming when the build deletes no built row, as
+    its periods all come after the latest one built (a new month).
+
+    DuckDB's checkpoint vacuums: it merges partly filled row groups and reclaims the space of
+    deleted rows. After a new month it would only merge the new rows' partly filled row groups
+    with their neighbours (one row group fewer per table), which took 1.0 s of a nightly
+    build's closing checkpoint at 12 M loan-months, against 0.1 s without. A build that
+    restates built periods deletes their rows, so it vacuums as before."""
+    (latest,) = context.engine_adapter.fetchone("SELECT max(period) FROM silver.loan_month")
+    if latest is not None and rebuilt_from > latest:
+        context.engine_adapter.execute("SET max_vacuum_tasks = 0")
 
 
 def _set_scope(context: Any, rebuilt_from: date, new_snapshots: list[str]) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -251,16 +254,31 @@ def test_a_vault_home_with_a_quote_is_refused_clearly(
         vault_home()
 
 
-def test_a_run_on_a_new_day_builds_every_model_once(
-    make_tenant: MakeTenant, deliver: Deliver, small_tapes: list[Path]
-) -> None:
-    """A plan on a new day has a new interval for every model; applied before the restatement
-    it made every model build twice per nightly run."""
+@contextmanager
+def _building(
+    tenant: Tenant, snapshot_ids: list[str], execution_time: str | None = None
+) -> Iterator[tuple[Any, Any]]:
+    """A build of ``snapshot_ids`` whose SQLMesh context and console are still open."""
     from sqlmesh.core.console import set_console
 
     from servicervault.sqlmesh_console import CollectingConsole
     from servicervault.stages.transform import _build, make_context
 
+    console = CollectingConsole()
+    set_console(console)
+    context = make_context(tenant)
+    try:
+        _build(context, console, snapshot_ids, execution_time=execution_time)
+        yield context, console
+    finally:
+        context.close()
+
+
+def test_a_run_on_a_new_day_builds_every_model_once(
+    make_tenant: MakeTenant, deliver: Deliver, small_tapes: list[Path]
+) -> None:
+    """A plan on a new day has a new interval for every model; applied before the restatement
+    it made every model build twice per nightly run."""
     tenant = make_tenant()
     deliver(tenant, small_tapes[:3])
     extract(tenant)
@@ -269,16 +287,34 @@ def test_a_run_on_a_new_day_builds_every_model_once(
 
     deliver(tenant, small_tapes[3:4])
     [month] = extract(tenant)
-    console = CollectingConsole()
-    set_console(console)
-    context = make_context(tenant)
-    try:
-        snapshots = [*first.snapshot_ids, month.snapshot_id]
-        _build(context, console, snapshots, execution_time="2099-01-02")
-    finally:
-        context.close()
-    assert set(console.evaluations) >= set(first.rows)
-    assert set(console.evaluations.values()) == {1}, console.evaluations
+    snapshots = [*first.snapshot_ids, month.snapshot_id]
+    with _building(tenant, snapshots, execution_time="2099-01-02") as (_context, console):
+        assert set(console.evaluations) >= set(first.rows)
+        assert set(console.evaluations.values()) == {1}, console.evaluations
+
+
+def test_only_a_build_that_deletes_built_rows_vacuums_the_warehouse(
+    make_tenant: MakeTenant, deliver: Deliver, small_tapes: list[Path], tmp_path: Path
+) -> None:
+    """A new month deletes no built row, so the checkpoint closing its build skips vacuuming
+    (1 s of a nightly build at 12 M); a correction of a built month deletes that month's rows,
+    and vacuuming reclaims their space."""
+    tenant = make_tenant()
+    deliver(tenant, small_tapes[:3])
+    extract(tenant)
+    built = transform(tenant).snapshot_ids
+
+    def vacuum_tasks(snapshot_ids: list[str]) -> int:
+        with _building(tenant, snapshot_ids) as (context, _console):
+            (tasks,) = context.engine_adapter.fetchone("SELECT current_setting('max_vacuum_tasks')")
+            return tasks
+
+    deliver(tenant, small_tapes[3:4])
+    [month] = extract(tenant)
+    assert vacuum_tasks([*built, month.snapshot_id]) == 0
+    deliver(tenant, [_corrected(small_tapes[1], tmp_path, 9, "9.999")])
+    [correction] = extract(tenant)
+    assert vacuum_tasks([*built, month.snapshot_id, correction.snapshot_id]) > 0
 
 
 def _period(tape: Path) -> date:
