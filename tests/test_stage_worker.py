@@ -15,7 +15,7 @@ import pytest
 
 from servicervault.contracts import contract
 from servicervault.errors import NotReadyError, VaultError
-from servicervault.stage_worker import WARM_UP_NICENESS, StageWorker, _transportable
+from servicervault.stage_worker import WORKER_STAGES, StageWorker, _transportable
 from servicervault.stages.validate import warehouse_path
 from tests.conftest import MakeTenant
 
@@ -183,12 +183,18 @@ def test_a_worker_imports_at_a_lower_priority_then_takes_its_own_back() -> None:
         "import os\n"
         "from servicervault.stage_worker import _yielding\n"
         "before = os.getpriority(os.PRIO_PROCESS, 0)\n"
-        "with _yielding():\n"
+        "with _yielding(5):\n"
         "    during = os.getpriority(os.PRIO_PROCESS, 0)\n"
         "print(before, during, os.getpriority(os.PRIO_PROCESS, 0))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     before, during, after = (int(x) for x in out.stdout.split())
-    assert during == before + WARM_UP_NICENESS
+    assert during == min(before + 5, 19)  # Linux's lowest priority is 19
     # Linux lets only a privileged process raise its priority again; the others stay lowered.
     assert after == (before if os.geteuid() == 0 else during)
+
+
+def test_the_validation_worker_imports_behind_the_transform_worker() -> None:
+    """Both import during earlier stages; the transform's start waits for its worker's import
+    to end, while validation's import has the whole transform to end in."""
+    assert 0 < WORKER_STAGES["transform"].niceness < WORKER_STAGES["validate"].niceness
