@@ -8,6 +8,7 @@ ratio to it means nothing otherwise).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -98,3 +99,35 @@ def test_the_nightly_month_judged_is_the_median_of_three_nights(bench_report: di
     assert sorted(n["seconds"] for n in nights)[1] == nightly["seconds"]
     assert nightly["tape"] in tapes
     assert nightly["max_peak_rss_mib"] >= nightly["peak_rss_mib"]
+
+
+@pytest.mark.slow
+def test_the_baseline_runs_again_after_the_nights_to_check_the_machine(bench_report: dict) -> None:
+    """The shares divide runs made minutes apart: the second baseline shows whether the
+    machine's speed moved in between, and a move beyond 10 % is attached to their verdicts."""
+    baseline = bench_report["baseline"]
+    assert baseline["seconds_after_nights"] > 0
+    assert baseline["machine_drift"] == pytest.approx(
+        baseline["seconds_after_nights"] / baseline["seconds"] - 1
+    )
+    caveats = {t["target"].strip(): t["caveat"] for t in bench_report["targets"]}
+    flagged = abs(baseline["machine_drift"]) > 0.10
+    assert (caveats["incremental month < 10 % of full run"] is not None) == flagged
+    assert (caveats["the same, as one vault run process"] is not None) == flagged
+    assert caveats["peak RSS < 2 GiB"] is None
+
+
+def test_a_change_of_machine_speed_is_named_beyond_ten_percent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench", bench)  # its dataclasses look themselves up there
+    spec.loader.exec_module(bench)
+    assert bench.drift_note(0.05) is None
+    assert bench.drift_note(-0.1) is None
+    assert bench.drift_note(0.28) == (
+        "the machine ran 28% slower for the later months than for the full run"
+    )
+    assert "15% faster" in bench.drift_note(-0.15)
