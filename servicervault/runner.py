@@ -32,10 +32,10 @@ Progress = Callable[[str], None]
 Outcome = tuple[int, str, dict[str, Any]]  # rows, message, details for the ledger
 
 
-def _extract(tenant: Tenant, run_id: str, say: Progress) -> Outcome:
+def _extract(tenant: Tenant, run_id: str, say: Progress, spare_a_core: bool = False) -> Outcome:
     from servicervault.stages.extract import extract
 
-    results = extract(tenant, say)
+    results = extract(tenant, say, spare_a_core)
     landed = [r for r in results if r.snapshot_id]
     rows = sum(r.rows_landed for r in results)
     quarantined = sum(r.rows_quarantined for r in results)
@@ -329,6 +329,9 @@ def run_stages(
                 function = _STAGE_FUNCTIONS[stage]
                 if stage in workers:
                     function = partial(function, worker=workers[stage])
+                elif stage == "extract" and following in workers:
+                    # The transform's worker imports SQLMesh beside extract.
+                    function = partial(function, spare_a_core=True)
                 if stage in ("validate", "publish"):
                     function = partial(function, ahead=ahead)
                 record = _run_one(tenant, stage, run_id, say, function)

@@ -96,6 +96,32 @@ def test_a_transform_error_in_its_worker_fails_the_run_with_its_message(
     assert "has no committed snapshots" in records[1].message
 
 
+def test_extract_leaves_a_core_to_the_transform_worker_importing_beside_it(
+    make_tenant: MakeTenant,
+    deliver: Deliver,
+    small_tapes: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The transform starts by waiting for its worker's import, which runs beside extract."""
+    from servicervault.stages import extract as extract_stage
+
+    spared: list[bool] = []
+    real = extract_stage.extract
+
+    def extract(tenant: Tenant, progress: object = None, spare_a_core: bool = False) -> list:
+        spared.append(spare_a_core)
+        return real(tenant, progress, spare_a_core)
+
+    monkeypatch.setattr(extract_stage, "extract", extract)
+    tenant = make_tenant()
+    deliver(tenant, small_tapes[:1])
+    run_stages(tenant, ("extract",))
+    deliver(tenant, small_tapes[1:2])
+    records = run_stages(tenant, ("extract", "transform"))
+    assert [r.status for r in records] == ["ok", "ok"]
+    assert spared == [False, True]
+
+
 def test_one_run_at_a_time_per_tenant(make_tenant: MakeTenant) -> None:
     tenant = make_tenant()
     with ledger.tenant_lock(tenant), pytest.raises(TenantBusyError, match="is busy"):

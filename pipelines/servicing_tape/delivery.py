@@ -90,11 +90,21 @@ class Delivery:
         self.files.append(tape)
         self._kinds.append(kind)
 
-    def finish(self, progress: Callable[[str], None] | None = None) -> dict[str, Path]:
+    def finish(
+        self, progress: Callable[[str], None] | None = None, spare_a_core: bool = False
+    ) -> dict[str, Path]:
         """Parse the files, then the final tables (loan_month, loan, quarantine) after the
-        delivery-wide checks."""
+        delivery-wide checks.
+
+        With ``spare_a_core``, a delivery parsed in one group (a month's tape) is parsed on one
+        thread: a run's transform worker imports SQLMesh beside extract, and the transform
+        waits for it. On two threads such a delivery took 0.4 s more CPU for 0.2-0.4 s less
+        time, and a nightly month at 12 M took 0.3-1.2 s longer (four alternating pairs)."""
+        groups = self._groups()
+        if spare_a_core and len(groups) == 1:
+            self.con.execute("SET threads = 1")
         try:
-            for tapes, kind in self._groups():
+            for tapes, kind in groups:
                 if progress:
                     progress(f"  parsing {len(tapes)} {kind.name} file(s), {tapes[0].key} ...")
                 self._parse(tapes, kind)

@@ -61,12 +61,18 @@ def committed_snapshot_ids(tenant: Tenant) -> list[str]:
     return sorted(m["snapshot_id"] for s in tenant.sources for m in read_manifests(bucket, s.name))
 
 
-def extract(tenant: Tenant, progress: Progress | None = None) -> list[SourceExtract]:
-    """Land new files of every source of the tenant; one snapshot per source with new files."""
-    return [extract_source(tenant, source, progress) for source in tenant.sources]
+def extract(
+    tenant: Tenant, progress: Progress | None = None, spare_a_core: bool = False
+) -> list[SourceExtract]:
+    """Land new files of every source of the tenant; one snapshot per source with new files.
+
+    ``spare_a_core``: a process works beside this one (see ``Delivery.finish``)."""
+    return [extract_source(tenant, source, progress, spare_a_core) for source in tenant.sources]
 
 
-def extract_source(tenant: Tenant, source: Source, progress: Progress | None) -> SourceExtract:
+def extract_source(
+    tenant: Tenant, source: Source, progress: Progress | None, spare_a_core: bool = False
+) -> SourceExtract:
     from pipelines.servicing_tape.inspection import StillUploading, fingerprint
 
     say = progress or (lambda _msg: None)
@@ -114,7 +120,7 @@ def extract_source(tenant: Tenant, source: Source, progress: Progress | None) ->
     say(f"{source.name}: landing {len(new)} new file(s) as snapshot {result.snapshot_id}")
     work = tenant.home / "work" / result.snapshot_id
     try:
-        tables = _parse_delivery(source, new, result.snapshot_id, work, say)
+        tables = _parse_delivery(source, new, result.snapshot_id, work, say, spare_a_core)
         result.load_id, staged = _load(tenant, source, bucket, tables, say)
         result.files = [t.summary() for t in new]
         result.rows_landed = sum(t.rows_landed for t in new)
@@ -131,7 +137,12 @@ def _nothing_landed(problems: list[str]) -> str:
 
 
 def _parse_delivery(
-    source: Source, files: list[TapeFile], snapshot_id: str, work: Path, say: Progress
+    source: Source,
+    files: list[TapeFile],
+    snapshot_id: str,
+    work: Path,
+    say: Progress,
+    spare_a_core: bool,
 ) -> dict[str, Path]:
     """Check, detect and parse every file, then apply the delivery-wide checks."""
     from pipelines.servicing_tape.delivery import Delivery, check_quarantine_limit
@@ -168,7 +179,7 @@ def _parse_delivery(
     delivery = Delivery(work, snapshot_id)
     for tape, kind in plans:
         delivery.add(tape, kind)
-    tables = delivery.finish(say)
+    tables = delivery.finish(say, spare_a_core)
     for tape in files:
         say(
             f"  {tape.key} ({tape.kind}): {tape.rows_in:,} rows, {tape.rows_landed:,} landed, "

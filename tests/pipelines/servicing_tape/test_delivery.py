@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from pipelines.servicing_tape import delivery as delivery_module
 from pipelines.servicing_tape.delivery import (
     Delivery,
     QuarantineLimitExceeded,
@@ -18,13 +20,41 @@ from tests.pipelines.servicing_tape.test_parser import sflp
 SFLP = file_kinds("fannie_sflp")[0]
 
 
-def deliver(tmp_path: Path, files: dict[str, list[str]]) -> tuple[Delivery, dict[str, Path]]:
+def deliver(
+    tmp_path: Path, files: dict[str, list[str]], spare_a_core: bool = False
+) -> tuple[Delivery, dict[str, Path]]:
     delivery = Delivery(tmp_path / "work", "S1")
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for name, lines in files.items():
         path = tmp_path / name
         path.write_text("\n".join(lines) + "\n")
         delivery.add(TapeFile(path, f"inbound/{name}", "sha", path.stat().st_size), SFLP)
-    return delivery, delivery.finish()
+    return delivery, delivery.finish(spare_a_core=spare_a_core)
+
+
+def test_a_delivery_of_one_group_beside_a_worker_is_parsed_on_one_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's transform worker imports SQLMesh beside extract, and the transform waits for it:
+    a month's tape leaves it a core. A delivery of several groups still uses every core."""
+    seen: list[int] = []
+
+    def parse_files(con: duckdb.DuckDBPyConnection, *args: object) -> object:
+        seen.append(con.execute("SELECT current_setting('threads')").fetchone()[0])
+        return real(con, *args)
+
+    real = delivery_module.parse_files
+    monkeypatch.setattr(delivery_module, "parse_files", parse_files)
+    every_core = duckdb.connect().execute("SELECT current_setting('threads')").fetchone()[0]
+    files = {"a.txt": [sflp(LOAN_ID="1")], "b.txt": [sflp(LOAN_ID="2")]}
+    _, alone = deliver(tmp_path / "alone", files)
+    _, beside = deliver(tmp_path / "beside", files, spare_a_core=True)
+    monkeypatch.setattr(delivery_module, "GROUP_BYTES", 1)  # each file a group of its own
+    deliver(tmp_path / "large", files, spare_a_core=True)
+    assert seen == [every_core, 1, every_core, every_core]
+    for tables in (alone, beside):
+        landed = duckdb.sql(f"SELECT loan_id FROM '{tables['loan_month']}' ORDER BY 1")
+        assert landed.fetchall() == [("1",), ("2",)]
 
 
 def test_a_key_delivered_twice_is_quarantined_and_every_row_is_accounted_for(
