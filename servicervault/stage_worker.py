@@ -52,17 +52,21 @@ class WorkerStage:
 
 WORKER_STAGES = {
     "transform": WorkerStage(
-        "sqlmesh", 10, "servicervault.stages.transform", "transform", warm_up="open_session"
+        library="sqlmesh",
+        niceness=10,
+        module="servicervault.stages.transform",
+        function="transform",
+        warm_up="open_session",
     ),
     # Validation's import yields to the transform worker's too: the transform waits for its
     # worker at its start, while validation's import has the whole transform to end in (a
     # nightly month at 12 M, four alternating pairs: 0.15-0.7 s less with 19 than with 10).
     # Its reports (results.json, Data Docs) are written while the run publishes.
     "validate": WorkerStage(
-        "great_expectations",
-        19,
-        "servicervault.stages.validate",
-        "check",
+        library="great_expectations",
+        niceness=19,
+        module="servicervault.stages.validate",
+        function="check",
         finishes_after_reply=True,
     ),
 }
