@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from servicervault.errors import VaultError
+from servicervault.fast_exit import fast_exit
 
 app = typer.Typer(
     help="ServicerVault: servicing tapes in, validated gold tables and Parquet drops out.",
@@ -379,9 +380,7 @@ def main() -> None:
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)  # what ``sys.exit(message)`` does
         code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code or 0)
+    fast_exit(code or 0)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import importlib
 import multiprocessing
 import os
 import pickle
-import sys
 import threading
 import traceback
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from typing import Any
 
 from servicervault import memory
 from servicervault.errors import VaultError
+from servicervault.fast_exit import fast_exit
 
 # How long a worker that has sent its last message is given to exit before it is terminated.
 WAIT_FOR_AN_ENDING_WORKER_S = 10
@@ -188,9 +188,7 @@ def _end_now() -> None:
     unloading Great Expectations took the validation worker 0.8 s, which a nightly run spent
     waiting for it to exit. What the worker wrote is closed by then (its libraries hold no
     multiprocessing semaphore either: see gx_bridge's progress-bar lock)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    fast_exit(0)
 
 
 @contextmanager
