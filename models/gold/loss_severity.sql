@@ -65,6 +65,8 @@ WITH scope AS (
       *
     FROM rebuilt
     UNION ALL
+    /* Read apart from `rebuilt`, not through one CTE of every liquidation row: DuckDB then
+       scanned every loan-month's status (at 12 M, 0.18 s cold against 0.002 s apart). */
     SELECT
       loan_id,
       period
