@@ -25,7 +25,7 @@ WITH book AS (
     p.status,
     p.upb,
     p.age,
-    COALESCE(m.current_rate, l.orig_rate) AS rate,
+    p.rate,
     l.fico,
     l.oltv,
     l.dti,
@@ -62,21 +62,17 @@ WITH book AS (
     1 AS vintage_order,
     /* Half-point rate buckets [3.0,3.5) ... [7.5,8.0) are orders 2..11; below 3 is 1, from 8 is 12. */
     CASE
-      WHEN COALESCE(m.current_rate, l.orig_rate) < 3 THEN 1
-      WHEN COALESCE(m.current_rate, l.orig_rate) >= 8 THEN 12
-      ELSE CAST(FLOOR(COALESCE(m.current_rate, l.orig_rate) * 2) AS INT) - 4
+      WHEN p.rate < 3 THEN 1
+      WHEN p.rate >= 8 THEN 12
+      ELSE CAST(FLOOR(p.rate * 2) AS INT) - 4
     END AS rate_order,
     COALESCE(l.channel, 'missing') AS channel_bucket,
     CASE WHEN l.channel IS NULL THEN 99 ELSE 1 END AS channel_order
   FROM silver.loan_performance AS p
-  JOIN silver.loan_month AS m
-    ON m.loan_id = p.loan_id AND m.period = p.period
   JOIN silver.loan AS l
     ON l.loan_id = p.loan_id
   WHERE
-    p.period BETWEEN @start_date AND @end_date
-    AND m.period BETWEEN @start_date AND @end_date
-    AND p.is_active
+    p.period BETWEEN @start_date AND @end_date AND p.is_active
 ), labelled AS (
   /* LIST_EXTRACT, not list[i]: once the order's type is known, SQLMesh's optimizer (sqlglot)
      rewrites list[i] as list[i + 1], and every label would shift by one bucket. */
