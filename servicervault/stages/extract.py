@@ -8,8 +8,10 @@ last, after dlt has loaded every file: until then the snapshot does not exist fo
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -119,6 +121,7 @@ def extract_source(
     result.snapshot_id = new_run_id()
     say(f"{source.name}: landing {len(new)} new file(s) as snapshot {result.snapshot_id}")
     work = tenant.home / "work" / result.snapshot_id
+    _import_dlt_meanwhile()
     try:
         tables = _parse_delivery(source, new, result.snapshot_id, work, say, spare_a_core)
         result.load_id, staged = _load(tenant, source, bucket, tables, say)
@@ -130,6 +133,20 @@ def extract_source(
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(downloads, ignore_errors=True)
     return result
+
+
+def _import_dlt_meanwhile() -> threading.Thread:
+    """Start importing dlt, which only the load after parsing needs, in a thread.
+
+    The import is 0.5-0.6 s of Python that used to wait for the parse; DuckDB releases the GIL
+    while it parses, so the import runs beside it (a nightly month at 12 M: extract ends about
+    0.3 s sooner, the run 0.26 s in the mean of seven alternating pairs). ``_load``'s own
+    ``import dlt`` waits on the module's import lock for this one to finish."""
+    thread = threading.Thread(
+        target=importlib.import_module, args=("dlt",), name="import dlt", daemon=True
+    )
+    thread.start()
+    return thread
 
 
 def _nothing_landed(problems: list[str]) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import sys
+import threading
 from pathlib import Path
 
 import duckdb
@@ -12,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.servicing_tape.delivery import QuarantineLimitExceeded
+from servicervault.stages import extract as extract_stage
 from servicervault.stages.extract import ExtractError, extract, read_manifests
 from servicervault.storage import Bucket, sha256_file
 from tests.conftest import Deliver, MakeTenant
@@ -60,6 +63,44 @@ def test_files_land_once_with_a_complete_manifest(
     [third] = extract(tenant)
     assert third.snapshot_id is not None and len(third.already_landed) == 4
     assert third.rows_landed == len(resent_lines)
+
+
+def test_dlt_is_imported_while_the_delivery_is_parsed(
+    make_tenant: MakeTenant,
+    deliver: Deliver,
+    small_tapes: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the load after parsing needs dlt, so its import is started before the parse."""
+    events: list[str] = []
+    importers: list[threading.Thread] = []
+    start_import, parse = extract_stage._import_dlt_meanwhile, extract_stage._parse_delivery
+
+    def import_meanwhile() -> threading.Thread:
+        events.append("import dlt")
+        importers.append(start_import())
+        return importers[-1]
+
+    def parse_after(*args: object) -> dict[str, Path]:
+        events.append("parse")
+        return parse(*args)
+
+    monkeypatch.setattr(extract_stage, "_import_dlt_meanwhile", import_meanwhile)
+    monkeypatch.setattr(extract_stage, "_parse_delivery", parse_after)
+    tenant = make_tenant()
+    deliver(tenant, small_tapes[:1])
+    [landed] = extract(tenant)
+    assert landed.snapshot_id is not None
+    assert events == ["import dlt", "parse"]
+    [importer] = importers
+    assert importer.name == "import dlt" and importer.daemon
+    importer.join()
+    assert "dlt.pipeline" in sys.modules
+
+    # Nothing new to land: nothing is parsed, and dlt is not wanted.
+    events.clear()
+    [again] = extract(tenant)
+    assert again.snapshot_id is None and events == []
 
 
 def test_an_unreadable_file_lands_nothing_and_is_kept(
