@@ -90,7 +90,10 @@ def check_text(path: Path, name: str) -> TextFacts:
                     f"line {line:,}); tapes must be UTF-8 text"
                 )
             try:
-                decoder.decode(chunk)
+                # An ASCII chunk with no character left open before it is valid UTF-8;
+                # checking that is a third of decoding it (60 tapes, 3.3 GB: 0.9 s less).
+                if not chunk.isascii() or decoder.getstate()[0]:
+                    decoder.decode(chunk)
             except UnicodeDecodeError as exc:
                 line = lines + chunk.count(NEWLINE, 0, exc.start) + 1
                 raise TapeError(

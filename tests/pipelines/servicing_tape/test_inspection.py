@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.servicing_tape import inspection
 from pipelines.servicing_tape.formats import file_kinds
 from pipelines.servicing_tape.inspection import (
     StillUploading,
@@ -88,6 +89,17 @@ def test_binary_and_non_utf8_bytes_are_named_with_their_place(
 ) -> None:
     with pytest.raises(TapeError, match=message):
         check_text(write(tmp_path, data), "tape.txt")
+
+
+def test_a_character_split_between_chunks_is_checked_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ASCII chunks skip the decoder, unless a character begun in the chunk before is open."""
+    monkeypatch.setattr(inspection, "CHUNK", 4)
+    assert check_text(write(tmp_path, b"|ca\xc3\xa9|ok\n|0002\n"), "t").lines == 2
+    # The open character is cut off by an ASCII chunk, and a later byte must not complete it.
+    with pytest.raises(TapeError, match=r"not UTF-8 text \(byte \d+, line 1\)"):
+        check_text(write(tmp_path, b"|ca\xc3|ok\n\xa9x\n"), "t")
 
 
 def test_line_count_and_a_missing_final_newline(tmp_path: Path) -> None:
