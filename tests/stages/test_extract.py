@@ -13,6 +13,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.servicing_tape import inspection
 from pipelines.servicing_tape.delivery import QuarantineLimitExceeded
 from servicervault.stages import extract as extract_stage
 from servicervault.stages.extract import ExtractError, extract, read_manifests
@@ -101,6 +102,29 @@ def test_dlt_is_imported_while_the_delivery_is_parsed(
     events.clear()
     [again] = extract(tenant)
     assert again.snapshot_id is None and events == []
+
+
+def test_new_files_are_fingerprinted_two_at_a_time_and_kept_in_order(
+    make_tenant: MakeTenant,
+    deliver: Deliver,
+    small_tapes: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hashing releases the GIL, so two files are hashed at once; the delivery keeps its order."""
+    both_hashing = threading.Barrier(2, timeout=30)  # broken if the files are hashed one by one
+    real = inspection.fingerprint
+
+    def fingerprint_beside_another(path: Path, name: str) -> inspection.FileFacts:
+        both_hashing.wait()
+        return real(path, name)
+
+    monkeypatch.setattr(inspection, "fingerprint", fingerprint_beside_another)
+    tenant = make_tenant()
+    deliver(tenant, small_tapes[:4])
+    [landed] = extract(tenant)
+    [manifest] = read_manifests(Bucket.for_tenant(tenant), "servicing_tape")
+    assert landed.snapshot_id == manifest["snapshot_id"]
+    assert [f["sha256"] for f in manifest["files"]] == [sha256_file(p) for p in small_tapes[:4]]
 
 
 def test_an_unreadable_file_lands_nothing_and_is_kept(
