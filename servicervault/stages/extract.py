@@ -23,15 +23,15 @@ from urllib.request import url2pathname
 
 import pyarrow.parquet as pq
 
-if TYPE_CHECKING:
-    from pipelines.servicing_tape.inspection import FileFacts
-
 from pipelines.servicing_tape.delivery import TapeFile
 from pipelines.servicing_tape.tables import TABLES
 from servicervault.config import Source, Tenant
 from servicervault.errors import VaultError
 from servicervault.ledger import new_run_id
 from servicervault.storage import Bucket, sha256_file
+
+if TYPE_CHECKING:
+    from pipelines.servicing_tape.inspection import FileFacts
 
 Progress = Callable[[str], None]
 
@@ -92,7 +92,7 @@ def extract_source(
     downloads = tenant.home / "work" / f"inbound-{new_run_id()}"
     new: list[TapeFile] = []
     problems: list[str] = []
-    keys = []
+    keys: list[str] = []
     for key in bucket.list(source.inbound):
         if key.rsplit("/", 1)[-1].startswith("."):
             continue
