@@ -38,12 +38,12 @@ def test_a_delivery_of_one_group_beside_a_worker_is_parsed_on_one_thread(
     """A run's transform worker imports SQLMesh beside extract, and the transform waits for it:
     a month's tape leaves it a core. A delivery of several groups still uses every core."""
     seen: list[int] = []
+    real = delivery_module.parse_files
 
     def parse_files(con: duckdb.DuckDBPyConnection, *args: object) -> object:
         seen.append(con.execute("SELECT current_setting('threads')").fetchone()[0])
         return real(con, *args)
 
-    real = delivery_module.parse_files
     monkeypatch.setattr(delivery_module, "parse_files", parse_files)
     every_core = duckdb.connect().execute("SELECT current_setting('threads')").fetchone()[0]
     files = {"a.txt": [sflp(LOAN_ID="1")], "b.txt": [sflp(LOAN_ID="2")]}
