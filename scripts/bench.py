@@ -18,19 +18,22 @@ x 60 makes 7.4 M loan-months and it takes 325,000 loans to reach the 12 M the ta
 4. runs ``bench_baseline.sql`` (plain DuckDB: the same tapes to the same
    ``gold.portfolio_monthly``) in one fresh process measured the same way, and checks that it
    computed what the pipeline published, so the ratio compares equal work;
-5. delivers the first held-back month and reruns the five stages: the cost of an incremental
-   month, stage by stage;
-6. delivers each of the three others in turn and runs ``vault run`` after each, the five stages
-   in one process, as a nightly scheduler runs them: one interpreter start-up and each library
-   imported once, SQLMesh and Great Expectations in workers while the stages before them work.
-   The median of the three nights is judged: this machine's speed varies by a second from one
-   run of the same month to the next, as much as the target's margin;
-7. runs the baseline again, as a check of the machine's speed: the shares divide runs made
+5. delivers the same tapes to a second fresh ``VAULT_HOME`` and runs ``vault run`` once: the
+   five stages in one process, as a tenant's first run would be, with SQLMesh and Great
+   Expectations in workers while the stages before them work. This is the full run the
+   end-to-end target and the nightly share are judged on, like for like: the baseline and
+   the nights are single runs too. That home is removed once measured;
+6. delivers the first held-back month to the first home and reruns the five stages: the cost
+   of an incremental month, stage by stage, judged against the five processes of step 2;
+7. delivers each of the three others in turn and runs ``vault run`` after each, as a nightly
+   scheduler runs them. The median of the three nights is judged: this machine's speed varies
+   by a second from one run of the same month to the next, as much as the target's margin;
+8. runs the baseline again, as a check of the machine's speed: the shares divide runs made
    minutes apart, and a virtual machine's speed can change by a third in that time. A change of
    more than 10 % between the two baselines is printed beside the shares and their verdicts;
-8. prints the issue's targets as PASS/MISS.
+9. prints the issue's targets as PASS/MISS.
 
-It is not part of ``make test`` (the defaults take about 20 minutes and ~15 GB of disk);
+It is not part of ``make test`` (the defaults take about 25 minutes and ~15 GB of disk);
 ``tests/scripts/test_bench.py`` runs a tiny size as a smoke test. Exit status: 0 when every
 run succeeded and the baseline matched (missed targets are reported, not failed), 1 otherwise.
 """
@@ -97,6 +100,8 @@ QUERY_P95_MS = 100.0
 # How far the baseline after the nights may move from the one after the full run before the
 # shares are flagged as comparing runs made at different machine speeds.
 MACHINE_DRIFT_LIMIT = 0.10
+# How often a run's process tree's resident memory is summed (see measure).
+TREE_SAMPLE_S = 0.1
 
 # How closely the baseline must agree with the published table: money to the cent (sums in
 # another order may differ in the last bits, which can move a rounding by a cent), rates 1e-9.
@@ -124,6 +129,8 @@ class Measured:
     seconds: float
     peak_rss_mib: float
     returncode: int
+    # What the process and its children held together at most, sampled (see measure).
+    tree_peak_rss_mib: float | None = None
 
 
 @dataclass
@@ -257,26 +264,60 @@ LAUNCHER = (
 )
 
 
-def measure(cmd: list[str], log: Path) -> Measured:
+def measure(cmd: list[str], log: Path, sample_tree: bool = False) -> Measured:
     """Run ``cmd`` with output to ``log``; wall time, and peak RSS from ``wait4``.
 
     ``wait4`` reports this child's peak (and that of any process it waited for), where
     ``getrusage(RUSAGE_CHILDREN)`` would give the largest of every child so far. A small
     launcher starts it (see ``LAUNCHER``); its start-up, about 20 ms, is in the wall time.
+    With ``sample_tree``, the resident memory of the command and every process under it is
+    also summed every 0.1 s: ``vault run``'s workers peak at different times, so the sum of
+    their peaks overstates what they hold together. Each sample reads /proc (1.5 ms).
     """
     result = log.with_suffix(".wait4")
     with log.open("wb") as out:
         started = time.perf_counter()
-        subprocess.run(
+        launcher = subprocess.Popen(
             [sys.executable, "-c", LAUNCHER, str(result), *cmd],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
-            check=True,
         )
+        tree_peak_kib = None
+        if sample_tree:
+            tree_peak_kib = 0
+            while launcher.poll() is None:
+                tree_peak_kib = max(tree_peak_kib, tree_rss_kib(launcher.pid))
+                time.sleep(TREE_SAMPLE_S)
+        launcher.wait()
         seconds = time.perf_counter() - started
+    if launcher.returncode != 0:
+        raise subprocess.CalledProcessError(launcher.returncode, launcher.args)
     code, max_rss_kib = (int(x) for x in result.read_text().split())
-    return Measured(seconds, max_rss_kib / 1024, code)
+    tree_mib = None if tree_peak_kib is None else tree_peak_kib / 1024
+    return Measured(seconds, max_rss_kib / 1024, code, tree_mib)
+
+
+def tree_rss_kib(root: int) -> int:
+    """Resident KiB of every process under ``root`` (not ``root`` itself: the launcher)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue  # ended since the listing
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, grew = {root}, True
+    while grew:
+        below = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= below
+        grew = bool(below)
+    total = 0
+    for pid in tree - {root}:
+        status = _proc_fields(f"/proc/{pid}/status")
+        total += int(status.get("VmRSS", "0 kB").split()[0])
+    return total
 
 
 def use_home(home: Path) -> Tenant:
@@ -352,34 +393,58 @@ def run_pipeline(tenant: Tenant, logs: Path, run: str, tag: str) -> RunReport:
     return RunReport(stage_rows(tenant, measured), bytes_on_disk(tenant))
 
 
-def run_in_one_process(tenant: Tenant, logs: Path, tag: str, night: int) -> dict[str, Any]:
+def run_in_one_process(
+    tenant: Tenant, log: Path, what: str, sample_tree: bool = False
+) -> dict[str, Any]:
     """``vault run``: the five stages in one process, and its transform and validation workers.
     Its seconds are the whole run's. Its peak RSS is at most what the three held together: the
     run's own process's peak plus each worker's, from the ledger (``wait4`` gives only the
-    largest of the three). The ledger gives each stage's time inside the run."""
-    log = logs / f"nightly-run-{night}.log"
-    result = measure([*VAULT_CLI, "run", "--tenant", TENANT], log)
+    largest of the three). With ``sample_tree``, also what they held together at most, sampled
+    (see :func:`measure`). The ledger gives each stage's time inside the run."""
+    result = measure([*VAULT_CLI, "run", "--tenant", TENANT], log, sample_tree)
     if result.returncode != 0:
-        raise failed(f"nightly run {night}: vault run", log)
+        raise failed(f"{what}: vault run", log)
     records = newest_records(tenant)
     process_mib = max(r.details["process_peak_rss_mib"] for r in records.values())
     workers_mib = {
         stage: records[stage].details["worker_peak_rss_mib"] for stage in ("transform", "validate")
     }
     peak_rss_mib = process_mib + sum(workers_mib.values())
+    together = (
+        ""
+        if result.tree_peak_rss_mib is None
+        else f"; {result.tree_peak_rss_mib:.1f} MiB held together at most, sampled"
+    )
     say(
-        f"{tag} nightly run {night}: vault run {result.seconds:8.2f} s  "
+        f"{what}: vault run {result.seconds:8.2f} s  "
         f"peak RSS {peak_rss_mib:7.1f} MiB at most (the run {process_mib:.1f}, its transform "
         f"worker {workers_mib['transform']:.1f}, validation worker {workers_mib['validate']:.1f})"
+        + together
     )
     return {
         "seconds": result.seconds,
         "peak_rss_mib": peak_rss_mib,
         "process_peak_rss_mib": process_mib,
         "worker_peak_rss_mib": workers_mib,
+        "tree_peak_rss_mib": result.tree_peak_rss_mib,
         "rows": records["extract"].rows,
         "stage_seconds": {stage: records[stage].seconds for stage in STAGES},
     }
+
+
+def full_run_in_one_process(tapes: list[Path], home: Path, logs: Path, tag: str) -> dict[str, Any]:
+    """The full run again as one ``vault run``, in a home of its own, which is then removed (it
+    holds what the stage-by-stage run built a second time). Its memory is sampled as well: the
+    sum of its three processes' peaks counts the transform's and validation's apart, though
+    they come one after the other. The benchmark's own environment points back at the
+    stage-by-stage home before returning; after a failure both are kept."""
+    stage_by_stage = os.environ["VAULT_HOME"]
+    tenant = use_home(home)
+    deliver(tapes, tenant)
+    run = run_in_one_process(tenant, logs / "full-run.log", f"{tag} full run", sample_tree=True)
+    use_home(Path(stage_by_stage))
+    shutil.rmtree(home)
+    return run
 
 
 def newest_records(tenant: Tenant) -> dict[str, ledger.StageRecord]:
@@ -581,6 +646,9 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
     mismatches = compare_with_gold(result_file, analytics_path(tenant))
     say(f"{tag} baseline: {baseline.seconds:.2f} s, matches gold: {not mismatches}")
 
+    say(f"{tag} full run again, as one vault run in a second home")
+    full_run = full_run_in_one_process(full_run_tapes, folder / "home-run", logs, tag)
+
     say(f"{tag} incremental: delivering {held_back.name}")
     deliver([held_back], tenant)
     incremental = run_pipeline(tenant, logs, "incremental", tag)
@@ -589,7 +657,9 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
     for night, tape in enumerate(nightly_tapes, 1):
         say(f"{tag} nightly {night}/{NIGHTS}: delivering {tape.name}, then one vault run")
         deliver([tape], tenant)
-        nights.append(run_in_one_process(tenant, logs, tag, night) | {"tape": tape.name})
+        log = logs / f"nightly-run-{night}.log"
+        run = run_in_one_process(tenant, log, f"{tag} nightly run {night}")
+        nights.append(run | {"tape": tape.name})
     nightly = median_night(nights)
 
     say(f"{tag} machine check: the baseline again, after the nights")
@@ -602,13 +672,19 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
         "loan_months": full.rows("transform"),
         "generate_seconds": generate_seconds,
         "full": full.as_json(),
+        "full_run": full_run,
         "incremental": incremental.as_json()
         | {"tape": held_back.name, "share_of_full": incremental.seconds / full.seconds},
-        "nightly": nightly | {"share_of_full": nightly["seconds"] / full.seconds},
+        "nightly": nightly
+        | {
+            "share_of_full": nightly["seconds"] / full_run["seconds"],
+            "share_of_stage_by_stage_full": nightly["seconds"] / full.seconds,
+        },
         "baseline": {
             "seconds": baseline.seconds,
             "peak_rss_mib": baseline.peak_rss_mib,
-            "ratio": full.seconds / baseline.seconds,
+            "ratio": full_run["seconds"] / baseline.seconds,
+            "stage_by_stage_ratio": full.seconds / baseline.seconds,
             "matched": not mismatches,
             "mismatches": mismatches,
             "seconds_after_nights": again.seconds,
@@ -640,13 +716,21 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's four targets, each with its measured value, limit and verdict; the
     incremental month is judged both stage by stage and as one ``vault run``."""
     full, incremental, nightly = report["full"], report["incremental"], report["nightly"]
+    full_run = report["full_run"]
     limit = e2e_limit(report["baseline"]["seconds"])
-    peak = max(full["peak_rss_mib"], incremental["peak_rss_mib"], nightly["max_peak_rss_mib"])
+    # A full `vault run`'s workers peak at different times (transform, then validation), so
+    # what its processes held together is sampled; a night's bound is below the limit anyway.
+    peak = max(
+        full["peak_rss_mib"],
+        full_run["tree_peak_rss_mib"],
+        incremental["peak_rss_mib"],
+        nightly["max_peak_rss_mib"],
+    )
     p95 = report["query"]["in_process_ms"]["p95"]
     drifted = drift_note(report["baseline"]["machine_drift"])
     share = INCREMENTAL_SHARE * 100
     rows = [
-        ("end to end <= 2 x baseline + 15 s", full["seconds"], limit, "s", None),
+        ("end to end <= 2 x baseline + 15 s", full_run["seconds"], limit, "s", None),
         ("peak RSS < 2 GiB", peak, RSS_LIMIT_MIB, "MiB", None),
         (
             "incremental month < 10 % of full run",
@@ -656,7 +740,7 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             drifted,
         ),
         (
-            "  the same, as one vault run process",
+            "  the same, one vault run each",
             nightly["share_of_full"] * 100,
             share,
             "%",
@@ -734,7 +818,18 @@ def print_size(report: dict[str, Any]) -> None:
     )
     grown = incremental["bytes"]["total"] - full["bytes"]["total"]
     say(f"  on disk grew by {human_bytes(grown)}")
-    say(f"  incremental / full = {incremental['share_of_full']:.1%}")
+    say(f"  incremental / full = {incremental['share_of_full']:.1%} (five processes each)")
+    say()
+    full_run = report["full_run"]
+    inside = ", ".join(f"{s} {t:.2f}" for s, t in full_run["stage_seconds"].items())
+    say(
+        f"full run as one `vault run` process, in a second home: {full_run['seconds']:.2f} s "
+        f"(five processes: {full['seconds']:.2f} s), {full_run['tree_peak_rss_mib']:.1f} MiB "
+        f"held together at most, sampled (peaks: the run {full_run['process_peak_rss_mib']:.1f}, "
+        f"transform worker {full_run['worker_peak_rss_mib']['transform']:.1f}, validation worker "
+        f"{full_run['worker_peak_rss_mib']['validate']:.1f})"
+    )
+    say(f"  in stage (s): {inside}")
     say()
     nightly = report["nightly"]
     inside = ", ".join(f"{s} {t:.2f}" for s, t in nightly["stage_seconds"].items())
@@ -749,7 +844,10 @@ def print_size(report: dict[str, Any]) -> None:
     say(f"  in stage (s): {inside}")
     each = ", ".join(f"{n['tape']} {n['seconds']:.2f} s" for n in nightly["nights"])
     say(f"  the median of {len(nightly['nights'])} nights: {each}")
-    say(f"  nightly / full = {nightly['share_of_full']:.1%}")
+    say(
+        f"  nightly / full = {nightly['share_of_full']:.1%} (one `vault run` each; "
+        f"{nightly['share_of_stage_by_stage_full']:.1%} of the five-process full run)"
+    )
     say(
         f"  machine check: the baseline took {baseline['seconds_after_nights']:.2f} s after the "
         f"nights, {baseline['seconds']:.2f} s after the full run ({baseline['machine_drift']:+.0%})"
@@ -769,10 +867,14 @@ def print_size(report: dict[str, Any]) -> None:
         for line in baseline["mismatches"]:
             say(f"    {line}")
     limit = e2e_limit(baseline["seconds"])
-    say(f"  end-to-end / baseline = {baseline['ratio']:.1f}x")
     say(
-        f"  e2e <= 2 x baseline + 15 s: {full['seconds']:.1f} s <= {limit:.1f} s: "
-        f"{'yes' if full['seconds'] <= limit else 'no'}"
+        f"  end-to-end / baseline = {baseline['ratio']:.1f}x as one `vault run` "
+        f"({baseline['stage_by_stage_ratio']:.1f}x as five processes)"
+    )
+    e2e = full_run["seconds"]
+    say(
+        f"  e2e <= 2 x baseline + 15 s: {e2e:.1f} s <= {limit:.1f} s: "
+        f"{'yes' if e2e <= limit else 'no'}"
     )
     say()
     for name, q in (("in-process", "in_process_ms"), ("CLI, start-up included", "cli_ms")):
