@@ -14,7 +14,7 @@ from servicervault.config import PROJECT_ROOT, Tenant
 from servicervault.generator import generate_tapes
 from servicervault.provision import provision
 from servicervault.runner import run_stages
-from servicervault.snapshots import read_manifests
+from servicervault.stages.extract import read_manifests
 from servicervault.storage import Bucket, S3Bucket
 from tests.conftest import MakeS3Tenant
 

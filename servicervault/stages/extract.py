@@ -28,7 +28,6 @@ from pipelines.servicing_tape.tables import TABLES
 from servicervault.config import Source, Tenant
 from servicervault.errors import VaultError
 from servicervault.ledger import new_run_id
-from servicervault.snapshots import read_manifests, snapshot_prefix
 from servicervault.storage import Bucket, sha256_file
 
 if TYPE_CHECKING:
@@ -51,6 +50,22 @@ class SourceExtract:
     already_landed: list[str] = field(default_factory=list)
     rows_landed: int = 0
     rows_quarantined: int = 0
+
+
+def snapshot_prefix(source: str, snapshot_id: str) -> str:
+    return f"snapshots/{source}/{snapshot_id}/"
+
+
+def read_manifests(bucket: Bucket, source: str) -> list[dict]:
+    """Manifests of every committed snapshot of ``source``, oldest first."""
+    keys = [k for k in bucket.list(f"snapshots/{source}/") if k.endswith("/manifest.json")]
+    return [json.loads(bucket.read_bytes(k)) for k in keys]
+
+
+def committed_snapshot_ids(tenant: Tenant) -> list[str]:
+    """Ids of every committed snapshot of every source of the tenant, oldest first."""
+    bucket = Bucket.for_tenant(tenant)
+    return sorted(m["snapshot_id"] for s in tenant.sources for m in read_manifests(bucket, s.name))
 
 
 def extract(

@@ -19,8 +19,8 @@ from typing import Any
 from servicervault.config import DUCKDB_MEMORY_LIMIT, PROJECT_ROOT, Tenant, vault_home
 from servicervault.contracts import contract
 from servicervault.errors import NotReadyError, VaultError
-from servicervault.snapshots import committed_snapshot_ids
 from servicervault.sql import literal, literals
+from servicervault.stages.extract import committed_snapshot_ids
 from servicervault.stages.validate import warehouse_path
 from servicervault.storage import Bucket, S3Bucket
 

@@ -15,9 +15,8 @@ import pytest
 
 from pipelines.servicing_tape import inspection
 from pipelines.servicing_tape.delivery import QuarantineLimitExceeded
-from servicervault.snapshots import read_manifests
 from servicervault.stages import extract as extract_stage
-from servicervault.stages.extract import ExtractError, extract
+from servicervault.stages.extract import ExtractError, extract, read_manifests
 from servicervault.storage import Bucket, sha256_file
 from tests.conftest import Deliver, MakeTenant
 from tests.pipelines.servicing_tape.test_parser import FREDDIE_ORIG, FREDDIE_SVCG, line
