@@ -801,6 +801,17 @@ def print_run(title: str, run: dict[str, Any], loan_months: int) -> None:
     say(f"    {areas}")
 
 
+def print_one_process_run(headline: str, run: dict[str, Any]) -> None:
+    """A `vault run`'s headline, its processes' peaks and the time inside each stage."""
+    workers = run["worker_peak_rss_mib"]
+    say(
+        f"{headline}; peaks: the run {run['process_peak_rss_mib']:.1f}, transform worker "
+        f"{workers['transform']:.1f}, validation worker {workers['validate']:.1f} MiB"
+    )
+    inside = ", ".join(f"{s} {t:.2f}" for s, t in run["stage_seconds"].items())
+    say(f"  in stage (s): {inside}")
+
+
 def print_size(report: dict[str, Any]) -> None:
     full, incremental, baseline = report["full"], report["incremental"], report["baseline"]
     loan_months = report["loan_months"]
@@ -822,27 +833,20 @@ def print_size(report: dict[str, Any]) -> None:
     say(f"  incremental / full = {incremental['share_of_full']:.1%} (five processes each)")
     say()
     full_run = report["full_run"]
-    inside = ", ".join(f"{s} {t:.2f}" for s, t in full_run["stage_seconds"].items())
-    say(
+    print_one_process_run(
         f"full run as one `vault run` process, in a second home: {full_run['seconds']:.2f} s "
         f"(five processes: {full['seconds']:.2f} s), {full_run['tree_peak_rss_mib']:.1f} MiB "
-        f"held together at most, sampled (peaks: the run {full_run['process_peak_rss_mib']:.1f}, "
-        f"transform worker {full_run['worker_peak_rss_mib']['transform']:.1f}, validation worker "
-        f"{full_run['worker_peak_rss_mib']['validate']:.1f})"
+        "held together at most, sampled",
+        full_run,
     )
-    say(f"  in stage (s): {inside}")
     say()
     nightly = report["nightly"]
-    inside = ", ".join(f"{s} {t:.2f}" for s, t in nightly["stage_seconds"].items())
-    say(
+    print_one_process_run(
         f"nightly run, the median night: + {nightly['tape']} as one `vault run` process: "
-        f"{nightly['rows']:,} rows, "
-        f"{nightly['seconds']:.2f} s, peak RSS at most {nightly['peak_rss_mib']:.1f} MiB "
-        f"(the run {nightly['process_peak_rss_mib']:.1f} + transform worker "
-        f"{nightly['worker_peak_rss_mib']['transform']:.1f} + validation worker "
-        f"{nightly['worker_peak_rss_mib']['validate']:.1f})"
+        f"{nightly['rows']:,} rows, {nightly['seconds']:.2f} s, peak RSS at most "
+        f"{nightly['peak_rss_mib']:.1f} MiB (the sum of the peaks)",
+        nightly,
     )
-    say(f"  in stage (s): {inside}")
     each = ", ".join(f"{n['tape']} {n['seconds']:.2f} s" for n in nightly["nights"])
     say(f"  the median of {len(nightly['nights'])} nights: {each}")
     say(
