@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -136,17 +138,36 @@ def test_the_baseline_runs_again_after_the_nights_to_check_the_machine(bench_rep
     assert caveats["peak RSS < 2 GiB"] is None
 
 
-def test_a_change_of_machine_speed_is_named_beyond_ten_percent(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """scripts/bench.py as a module."""
     spec = importlib.util.spec_from_file_location("bench", BENCH)
     assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench", bench)  # its dataclasses look themselves up there
-    spec.loader.exec_module(bench)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench", module)  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_change_of_machine_speed_is_named_beyond_ten_percent(bench: Any) -> None:
     assert bench.drift_note(0.05) is None
     assert bench.drift_note(-0.1) is None
     assert bench.drift_note(0.28) == (
         "the machine ran 28% slower for the later months than for the full run"
     )
     assert "15% faster" in bench.drift_note(-0.15)
+
+
+def test_a_process_trees_memory_counts_every_process_under_its_root(bench: Any) -> None:
+    """What a `vault run` and its workers hold together: the processes under the launcher."""
+    hold = "x = bytearray(200 << 20); print('holding', flush=True); input()"
+    child = subprocess.Popen(
+        [sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "holding\n"
+        assert bench.tree_rss_kib(os.getpid()) >= 200 << 10  # the child, under this process
+        assert bench.tree_rss_kib(child.pid) == 0  # the root itself is not counted
+    finally:
+        child.kill()
+        child.wait()
