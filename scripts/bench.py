@@ -436,13 +436,11 @@ def full_run_in_one_process(tapes: list[Path], home: Path, logs: Path, tag: str)
     """The full run again as one ``vault run``, in a home of its own, which is then removed (it
     holds what the stage-by-stage run built a second time). Its memory is sampled as well: the
     sum of its three processes' peaks counts the transform's and validation's apart, though
-    they come one after the other. The benchmark's own environment points back at the
-    stage-by-stage home before returning; after a failure both are kept."""
-    stage_by_stage = os.environ["VAULT_HOME"]
+    they come one after the other. It leaves the benchmark pointed at ``home``; after a failure
+    the home is kept."""
     tenant = use_home(home)
     deliver(tapes, tenant)
     run = run_in_one_process(tenant, logs / "full-run.log", f"{tag} full run", sample_tree=True)
-    use_home(Path(stage_by_stage))
     shutil.rmtree(home)
     return run
 
@@ -648,6 +646,7 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
 
     say(f"{tag} full run again, as one vault run in a second home")
     full_run = full_run_in_one_process(full_run_tapes, folder / "home-run", logs, tag)
+    tenant = use_home(folder / "home")  # the later months go to the stage-by-stage home
 
     say(f"{tag} incremental: delivering {held_back.name}")
     deliver([held_back], tenant)
