@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from servicervault import memory
+from servicervault import deferred_imports, memory
 from servicervault.errors import VaultError
 from servicervault.fast_exit import fast_exit
 
@@ -48,6 +48,9 @@ class WorkerStage:
     # The function returns (outcome, finish): the outcome goes back at once, and finish() runs
     # after, while the run goes on; the run waits for it at its end (StageWorker.finish).
     finishes_after_reply: bool = False
+    # Modules the library imports but the stage rarely uses: imported when first used instead
+    # (see deferred_imports), so the import takes less of the cores from the stages before.
+    deferred: tuple[str, ...] = ()
 
 
 WORKER_STAGES = {
@@ -68,6 +71,7 @@ WORKER_STAGES = {
         module="servicervault.stages.validate",
         function="check",
         finishes_after_reply=True,
+        deferred=("scipy.stats", "altair"),
     ),
 }
 
@@ -155,8 +159,7 @@ def _serve(connection: Connection, stage: str, warm_up_args: tuple[Any, ...]) ->
     spec = WORKER_STAGES[stage]
     try:
         with _yielding(spec.niceness):
-            importlib.import_module(spec.library)  # the import this process exists to do early
-            module = importlib.import_module(spec.module)
+            module = _import(spec)
             run = getattr(module, spec.function)
             warmed = (getattr(module, spec.warm_up)(*warm_up_args),) if spec.warm_up else ()
         args = connection.recv()
@@ -181,6 +184,14 @@ def _serve(connection: Connection, stage: str, warm_up_args: tuple[Any, ...]) ->
         else:
             _reply(connection, stage, None)
     _end_now()
+
+
+def _import(spec: WorkerStage) -> Any:
+    """Import the stage's library, the import this process exists to do early, then its
+    module."""
+    deferred_imports.defer(*spec.deferred)
+    importlib.import_module(spec.library)
+    return importlib.import_module(spec.module)
 
 
 def _end_now() -> None:

@@ -198,3 +198,24 @@ def test_the_validation_worker_imports_behind_the_transform_worker() -> None:
     """Both import during earlier stages; the transform's start waits for its worker's import
     to end, while validation's import has the whole transform to end in."""
     assert 0 < WORKER_STAGES["transform"].niceness < WORKER_STAGES["validate"].niceness
+
+
+def test_the_validation_worker_imports_what_gx_rarely_uses_only_when_it_is_used() -> None:
+    """Great Expectations imports SciPy's statistics and Altair for expectations the contracts
+    do not use; the worker's import leaves them to their first use, which still works. In a
+    child, as this process may have imported them already."""
+    script = (
+        "import sys\n"
+        "from servicervault.stage_worker import WORKER_STAGES, _import\n"
+        "_import(WORKER_STAGES['validate'])\n"
+        "def kind(name):\n"
+        "    return type(sys.modules[name]).__name__\n"
+        "print(kind('scipy.stats'), kind('altair'))\n"
+        "from great_expectations.expectations.core import "
+        "expect_column_kl_divergence_to_be_less_than as kl\n"
+        "print(kl.stats.entropy([0.5, 0.5], [0.5, 0.5]), kind('scipy.stats'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    at_import, after_use = out.stdout.splitlines()
+    assert at_import == "_Deferred _Deferred"
+    assert after_use == "0.0 module"
