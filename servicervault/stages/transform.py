@@ -38,6 +38,8 @@ BUILD_STARTED = "main.build_started"
 # (``gold.loan_snapshot``) or in the snapshots landed since the last build (``new_snapshots``,
 # ``silver.loan`` and ``silver.loan_checks``). Written before any model runs.
 BUILD_SCOPE = "main.build_scope"
+# Models a new month's build runs at once: one per core of the machine it was measured on.
+NEW_MONTH_TASKS = 2
 
 
 class TransformError(VaultError):
@@ -78,6 +80,9 @@ def make_context(tenant: Tenant, with_tests: bool = False) -> Any:
     s3 = isinstance(bucket, S3Bucket)
     connection = DuckDBConnectionConfig(
         catalogs={WAREHOUSE_CATALOG: str(database)},
+        # Models share the connection thread-safely; a build runs one at a time, but for a
+        # new month's (see _build_a_new_month_lightly).
+        concurrent_tasks=NEW_MONTH_TASKS,
         # httpfs comes from its PyPI package (a local file), and nothing may be downloaded.
         extensions=[{"name": f"'{httpfs_extension()}'"}] if s3 else [],
         secrets=[bucket.duckdb_secret()] if s3 else [],
@@ -104,7 +109,7 @@ def make_context(tenant: Tenant, with_tests: bool = False) -> Any:
         cache_dir=str(vault_home() / "sqlmesh" / "cache"),
         ignore_patterns=[] if with_tests else ["tests/models/test_*.yaml"],
     )
-    return Context(paths=str(PROJECT_ROOT), config=config)
+    return Context(paths=str(PROJECT_ROOT), config=config, concurrent_tasks=1)
 
 
 def httpfs_extension() -> Path:
@@ -217,8 +222,8 @@ def _build(
                 context.apply(plan)
             rebuilt_from = _first_changed_period(context, new, first_new)
             if rebuilt_from is not None:
-                if not plan.context_diff.has_changes:
-                    _vacuum_only_after_deletes(context, rebuilt_from)
+                if not plan.context_diff.has_changes and _adds_periods_only(context, rebuilt_from):
+                    _build_a_new_month_lightly(context)
                 _set_scope(context, rebuilt_from, new or [])
                 context.plan(
                     "prod",
@@ -317,18 +322,30 @@ def _first_changed_period(
     return min((p for p in (first_new, first) if p is not None), default=FIRST_PERIOD)
 
 
-def _vacuum_only_after_deletes(context: Any, rebuilt_from: date) -> None:
-    """Let the warehouse's checkpoints skip vacuuming when the build deletes no built row, as
-    its periods all come after the latest one built (a new month).
+def _adds_periods_only(context: Any, rebuilt_from: date) -> bool:
+    """Whether every period the build recomputes comes after the latest one built (a new
+    month), so it deletes no built row."""
+    (latest,) = context.engine_adapter.fetchone("SELECT max(period) FROM silver.loan_month")
+    return latest is not None and rebuilt_from > latest
+
+
+def _build_a_new_month_lightly(context: Any) -> None:
+    """A build that deletes no built row skips vacuuming and runs two models at a time.
 
     DuckDB's checkpoint vacuums: it merges partly filled row groups and reclaims the space of
     deleted rows. After a new month it would only merge the new rows' partly filled row groups
     with their neighbours (one row group fewer per table), which took 1.0 s of a nightly
     build's closing checkpoint at 12 M loan-months, against 0.1 s without. A build that
-    restates built periods deletes their rows, so it vacuums as before."""
-    (latest,) = context.engine_adapter.fetchone("SELECT max(period) FROM silver.loan_month")
-    if latest is not None and rebuilt_from > latest:
-        context.engine_adapter.execute("SET max_vacuum_tasks = 0")
+    restates built periods deletes their rows, so it vacuums as before.
+
+    A new month's queries are small: one model at a time leaves a core idle while SQLMesh
+    renders and records each model in Python. Two at a time (12 M, 23 alternating nightly runs,
+    with Great Expectations' import lightened, see stage_worker): the transform 0.6 s shorter,
+    the run 0.9 s. A build of every period gains nothing from it (its queries use both cores)
+    and would hold more memory, so it keeps one. SQLMesh reads the context's task count when
+    it schedules each plan; it has no public setter."""
+    context.engine_adapter.execute("SET max_vacuum_tasks = 0")
+    context._concurrent_tasks = NEW_MONTH_TASKS
 
 
 def _set_scope(context: Any, rebuilt_from: date, new_snapshots: list[str]) -> None:

@@ -293,28 +293,33 @@ def test_a_run_on_a_new_day_builds_every_model_once(
         assert set(console.evaluations.values()) == {1}, console.evaluations
 
 
-def test_only_a_build_that_deletes_built_rows_vacuums_the_warehouse(
+def test_only_a_new_months_build_skips_vacuuming_and_runs_two_models_at_a_time(
     make_tenant: MakeTenant, deliver: Deliver, small_tapes: list[Path], tmp_path: Path
 ) -> None:
     """A new month deletes no built row, so the checkpoint closing its build skips vacuuming
-    (1 s of a nightly build at 12 M); a correction of a built month deletes that month's rows,
-    and vacuuming reclaims their space."""
+    (1 s of a nightly build at 12 M), and its small queries run two at a time. A correction of
+    a built month deletes that month's rows, and vacuuming reclaims their space; it and a first
+    build run one model at a time, as a build of every period holds more memory."""
     tenant = make_tenant()
     deliver(tenant, small_tapes[:3])
-    extract(tenant)
-    built = transform(tenant).snapshot_ids
+    [first] = extract(tenant)
 
-    def vacuum_tasks(snapshot_ids: list[str]) -> int:
+    def build(snapshot_ids: list[str]) -> tuple[int, int]:
+        """The build's vacuum tasks and how many models it ran at once."""
         with _building(tenant, snapshot_ids) as (context, _console):
             (tasks,) = context.engine_adapter.fetchone("SELECT current_setting('max_vacuum_tasks')")
-            return tasks
+            return tasks, context.concurrent_tasks
 
+    assert build([first.snapshot_id])[1] == 1
     deliver(tenant, small_tapes[3:4])
     [month] = extract(tenant)
-    assert vacuum_tasks([*built, month.snapshot_id]) == 0
+    assert build([first.snapshot_id, month.snapshot_id]) == (0, 2)
     deliver(tenant, [_corrected(small_tapes[1], tmp_path, 9, "9.999")])
     [correction] = extract(tenant)
-    assert vacuum_tasks([*built, month.snapshot_id, correction.snapshot_id]) > 0
+    all_three = [first.snapshot_id, month.snapshot_id, correction.snapshot_id]
+    vacuum_tasks, models_at_once = build(all_three)
+    assert vacuum_tasks > 0
+    assert models_at_once == 1
 
 
 def _period(tape: Path) -> date:
