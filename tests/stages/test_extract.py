@@ -72,7 +72,8 @@ def test_dlt_is_imported_while_the_delivery_is_parsed(
     small_tapes: list[Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Only the load after parsing needs dlt, so its import is started before the parse."""
+    """Only the load after parsing needs dlt, so its import, and that of what the load imports,
+    is started before the parse."""
     events: list[str] = []
     importers: list[threading.Thread] = []
     start_import, parse = extract_stage._import_dlt_meanwhile, extract_stage._parse_delivery
@@ -97,6 +98,8 @@ def test_dlt_is_imported_while_the_delivery_is_parsed(
     assert importer.name == "import dlt" and importer.daemon
     importer.join()
     assert "dlt.pipeline" in sys.modules
+    # A name that is not a module would end the thread early, and the load would import it.
+    assert [name for name in extract_stage.DLT_MODULES if name not in sys.modules] == []
 
     # Nothing new to land: nothing is parsed, and dlt is not wanted.
     events.clear()
