@@ -2,10 +2,11 @@
 
 Great Expectations imports SciPy's statistics and Altair when it starts, for expectations the
 contracts do not use (KL divergence, KS tests) and their charts: 1.1-1.7 s of its 3-4 s import.
-Its validation worker imports it while the transform runs, so that time is taken from the
-transform. A deferred module is a stand-in placed in ``sys.modules``: ``import`` statements get
-the stand-in without running the module, and the first use of any of its attributes imports the
-real module, so code that does use it behaves exactly as before.
+Its validation worker imports it while the transform runs, on what the transform leaves of the
+cores, and validation waits for the import if it has not ended by then. A deferred module is a
+stand-in placed in ``sys.modules``: ``import`` statements get the stand-in without running the
+module, and the first use of any of its attributes imports the real module, so code that does
+use it behaves exactly as before.
 """
 
 from __future__ import annotations

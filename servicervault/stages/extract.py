@@ -174,7 +174,7 @@ def _import_dlt_meanwhile() -> threading.Thread:
     """Start importing dlt and what its load uses, which only the load after parsing needs, in
     a thread.
 
-    The import is 0.7-0.8 s of Python that used to wait for the parse; DuckDB releases the GIL
+    The import is 0.8-0.9 s of Python that used to wait for the parse; DuckDB releases the GIL
     while it parses, so the import runs beside it (a nightly month at 12 M: extract ends about
     0.3 s sooner, the run 0.26 s in the mean of seven alternating pairs, for ``import dlt``
     alone; the rest took 0.17-0.21 s of the load). ``_load``'s own imports wait on the
