@@ -1,16 +1,15 @@
 """Processes that import a stage's heavy library while a run's earlier stages work, then run it.
 
 A nightly run's fixed costs are mostly imports: SQLMesh about 2 s of one core, Great Expectations
-about 3 s. A run of several stages starts a worker for each of transform and validate that comes
-after another stage, when the stage before it starts: it imports its library at a lower priority,
-on what that stage (mostly inside DuckDB) leaves idle, and the stage hands it the job and waits
-for the outcome. Processes, not
-threads, because two threads importing overlapping packages can deadlock on Python's import
-locks, and a thread would compete with the stages for the GIL. A worker is spawned (a fresh
-interpreter, so nothing of the parent's open DuckDB connections is inherited), does one job and
-exits; it exits too when the run ends without reaching its stage, as its end of the pipe closes,
-and at once when the run's process dies (killed by a scheduler's timeout, say), so it never holds
-the warehouse open for a retry.
+2-3 s (without the modules it defers, see ``WorkerStage.deferred``). A run of several stages starts
+a worker for each of transform and validate that comes after another stage, when the stage before it
+starts: it imports its library at a lower priority, on what that stage (mostly inside DuckDB) leaves
+idle, and the stage hands it the job and waits for the outcome. Processes, not threads, because two
+threads importing overlapping packages can deadlock on Python's import locks, and a thread would
+compete with the stages for the GIL. A worker is spawned (a fresh interpreter, so nothing of the
+parent's open DuckDB connections is inherited), does one job and exits; it exits too when the run
+ends without reaching its stage, as its end of the pipe closes, and at once when the run's process
+dies (killed by a scheduler's timeout, say), so it never holds the warehouse open for a retry.
 """
 
 from __future__ import annotations

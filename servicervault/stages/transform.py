@@ -339,11 +339,11 @@ def _build_a_new_month_lightly(context: Any) -> None:
     restates built periods deletes their rows, so it vacuums as before.
 
     A new month's queries are small: one model at a time leaves a core idle while SQLMesh
-    renders and records each model in Python. Two at a time (12 M, 23 alternating nightly runs,
-    with Great Expectations' import lightened, see stage_worker): the transform 0.6 s shorter,
-    the run 0.9 s. A build of every period gains nothing from it (its queries use both cores)
-    and would hold more memory, so it keeps one. SQLMesh reads the context's task count when
-    it schedules each plan; it has no public setter."""
+    renders and records each model in Python. Two at a time (12 M, 23 alternating pairs of
+    nightly runs, with Great Expectations' import lightened, see stage_worker): the transform
+    0.6 s shorter, the run 0.9 s. A build of every period gains nothing from it (its queries
+    use both cores) and would hold more memory, so it keeps one. SQLMesh reads the context's
+    task count when it schedules each plan; it has no public setter."""
     context.engine_adapter.execute("SET max_vacuum_tasks = 0")
     context._concurrent_tasks = NEW_MONTH_TASKS
 
