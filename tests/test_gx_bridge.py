@@ -6,6 +6,7 @@ validations (one all-passing, one full of defects) and the assertions share them
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from servicervault import gx_bridge
 from servicervault.gx_bridge import (
     ExpectationFailure,
     ValidationOutcome,
@@ -275,6 +277,47 @@ def test_failing_suites_are_explained_once_in_results_and_data_docs(
     pages = sorted((failing.data_docs_index.parent / "validations").rglob("*.html"))
     assert [page.parent.parent.parent.name for page in pages] == ["portfolio_monthly", "loan_month"]
     assert "ZZ" in pages[1].read_text()
+
+
+def _results(outcome: ValidationOutcome) -> dict[str, list[tuple]]:
+    """Each suite's results as GX reported them, without the run's ids and times."""
+    payload = json.loads(outcome.results_json.read_text())
+    return {
+        name: [
+            (
+                r["expectation_config"]["type"],
+                json.dumps(r["expectation_config"]["kwargs"], sort_keys=True),
+                r["success"],
+                json.dumps(r["result"], sort_keys=True),
+            )
+            for r in suite["results"]
+        ]
+        for name, suite in payload["suites"].items()
+    }
+
+
+def test_expectations_build_their_configuration_once_only_while_suites_run() -> None:
+    import great_expectations as gx
+
+    expectation = gx.expectations.ExpectColumnValuesToNotBeNull(column="loan_id")
+    assert expectation.configuration is not expectation.configuration  # GX's: built per read
+    with gx_bridge._configurations_built_once():
+        built = expectation.configuration
+        assert expectation.configuration is built
+    assert expectation.configuration is not built
+    assert expectation.configuration == built
+
+
+def test_configurations_built_once_give_the_results_gx_gives(
+    failing: ValidationOutcome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failing suites, passed and then explained, with GX building every configuration
+    at every read: the same results, expectation by expectation."""
+    monkeypatch.setattr(gx_bridge, "_configurations_built_once", contextlib.nullcontext)
+    warehouse = Path(json.loads(failing.results_json.read_text())["database"])
+    as_gx = validate_tables(warehouse, FAILING_SUITES, tmp_path, "bad-run")
+    assert _results(as_gx) == _results(failing)
+    assert sum(len(results) for results in _results(failing).values()) == failing.evaluated
 
 
 def test_database_released_after_validation(
