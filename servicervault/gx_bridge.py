@@ -566,11 +566,13 @@ def _configurations_built_once() -> Iterator[None]:
     and one of every period 5.2 s instead of 5.8 s. Nothing changes an expectation while its
     suite runs (GX validates copies it makes for the run), so the first configuration built is
     the one every later read gets. Outside this block the property is GX's own again, and the
-    configurations built are let go."""
+    configurations built are let go. The property is swapped on GX's class, so a process runs
+    one validation at a time (a run's worker and ``vault validate`` do)."""
     from great_expectations.expectations.expectation import Expectation
 
     build = Expectation.configuration
-    built: dict[int, tuple[Any, Any]] = {}  # by id(): kept with the expectation it is for
+    # By id(), kept with the expectation itself so that no other object takes its id meanwhile.
+    built: dict[int, tuple[Any, Any]] = {}
 
     def configuration(expectation: Any) -> Any:
         kept = built.get(id(expectation))
