@@ -618,7 +618,8 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
     tag = f"[{size.label}]"
     tapes_dir, full_tapes, logs = folder / "tapes", folder / "full-tapes", folder / "logs"
     logs.mkdir(parents=True)
-    tenant = use_home(folder / "home")
+    home = folder / "home"  # the stage-by-stage home, which the later months go to as well
+    tenant = use_home(home)
     say(f"{tag} generating {size.months + LATER_MONTHS} monthly tapes of {size.loans:,} loans")
     tapes, generate_seconds = generate(size, tapes_dir, tag)
     say(f"{tag} generated in {generate_seconds:.1f} s (not counted)")
@@ -646,7 +647,7 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
 
     say(f"{tag} full run again, as one vault run in a second home")
     full_run = full_run_in_one_process(full_run_tapes, folder / "home-run", logs, tag)
-    tenant = use_home(folder / "home")  # the later months go to the stage-by-stage home
+    tenant = use_home(home)
 
     say(f"{tag} incremental: delivering {held_back.name}")
     deliver([held_back], tenant)

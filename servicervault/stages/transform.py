@@ -80,8 +80,8 @@ def make_context(tenant: Tenant, with_tests: bool = False) -> Any:
     s3 = isinstance(bucket, S3Bucket)
     connection = DuckDBConnectionConfig(
         catalogs={WAREHOUSE_CATALOG: str(database)},
-        # Models share the connection thread-safely; a build runs one at a time, but for a
-        # new month's (see _build_a_new_month_lightly).
+        # Models share the connection thread-safely; a build runs one model at a time, except
+        # a new month's (see _build_a_new_month_lightly).
         concurrent_tasks=NEW_MONTH_TASKS,
         # httpfs comes from its PyPI package (a local file), and nothing may be downloaded.
         extensions=[{"name": f"'{httpfs_extension()}'"}] if s3 else [],
