@@ -126,22 +126,36 @@ def httpfs_extension() -> Path:
 
 @dataclass
 class Session:
-    """SQLMesh ready to build a tenant's warehouse: a Context with the models loaded, and the
-    console that collects its failures. A run's transform worker opens it while extract works
-    (about 1 s), before the stage needs it."""
+    """SQLMesh ready to build a tenant's warehouse: a Context with the models loaded, the
+    console that collects its failures, and the plan of the models' changes since the last
+    build (None before the first build). A run's transform worker opens it while extract
+    works, before the stage needs it."""
 
     context: Any
     console: Any
+    changes: Any = None
 
 
 def open_session(tenant: Tenant) -> Session:
+    """Load the models and plan their changes.
+
+    The plan depends on the models and the warehouse's state, not on what extract lands, so
+    a run's worker makes it ahead: SQLMesh took 0.5 s of Python for it at the start of every
+    nightly build at 12 M. Nothing else changes the state meanwhile: the run holds the
+    tenant's lock."""
     from sqlmesh.core.console import set_console
 
     from servicervault.sqlmesh_console import CollectingConsole
 
     console = CollectingConsole()
     set_console(console)
-    return Session(make_context(tenant), console)
+    context = make_context(tenant)
+    try:
+        changes = _plan_changes(context) if _has_prod(context) else None
+    except Exception as exc:
+        context.close()
+        raise TransformError(console.describe(exc)) from None
+    return Session(context, console, changes)
 
 
 def transform(tenant: Tenant, session: Session | None = None) -> TransformResult:
@@ -163,7 +177,7 @@ def transform(tenant: Tenant, session: Session | None = None) -> TransformResult
             )
         session = session or open_session(tenant)
         context, console = session.context, session.console
-        plan, rebuilt_from = _build(context, console, snapshot_ids)
+        plan, rebuilt_from = _build(context, console, snapshot_ids, changes=session.changes)
         tables = sorted(_table(m) for m in context.models.values())
         period_tables = sorted(
             _table(m) for m in context.models.values() if m.kind.is_incremental_by_time_range
@@ -193,7 +207,11 @@ def _table(model: Any) -> str:
 
 
 def _build(
-    context: Any, console: Any, snapshot_ids: list[str], execution_time: str | None = None
+    context: Any,
+    console: Any,
+    snapshot_ids: list[str],
+    execution_time: str | None = None,
+    changes: Any = None,
 ) -> tuple[Any, date | None]:
     """Apply model changes, then rebuild what the snapshots landed since the last build touch.
 
@@ -202,11 +220,12 @@ def _build(
     period the new snapshots touch, so the models built by period recompute those periods
     and the rest rebuild whole. Without model changes only the second runs: on a new day the
     first would build every model for the day's interval and the restatement would then
-    build them again. ``execution_time`` is SQLMesh's "now". Returns the plan and the first
-    period rebuilt (None when nothing new landed). A build that finds the one before it
-    unfinished (killed, or failed part-way) rebuilds every period.
+    build them again. ``execution_time`` is SQLMesh's "now"; ``changes`` is the first step's
+    plan when it was made ahead (see open_session). Returns the plan and the first period
+    rebuilt (None when nothing new landed). A build that finds the one before it unfinished
+    (killed, or failed part-way) rebuilds every period.
     """
-    options = {"no_prompts": True, "skip_tests": True, "execution_time": execution_time}
+    options = _plan_options(execution_time)
     try:
         built = _has_prod(context)
         unfinished = context.engine_adapter.table_exists(BUILD_STARTED)
@@ -220,7 +239,7 @@ def _build(
             plan = context.plan("prod", auto_apply=True, **options)
             rebuilt_from: date | None = FIRST_PERIOD
         else:
-            plan = context.plan("prod", auto_apply=False, **options)
+            plan = changes if changes is not None else _plan_changes(context, execution_time)
             if plan.context_diff.has_changes:
                 context.apply(plan)
             rebuilt_from = _first_changed_period(context, new, first_new)
@@ -245,6 +264,15 @@ def _build(
         raise TransformError(console.describe())
     _record_built(context, snapshot_ids)
     return plan, rebuilt_from
+
+
+def _plan_options(execution_time: str | None) -> dict[str, Any]:
+    return {"no_prompts": True, "skip_tests": True, "execution_time": execution_time}
+
+
+def _plan_changes(context: Any, execution_time: str | None = None) -> Any:
+    """The plan that would deploy the models' changes to prod; not applied."""
+    return context.plan("prod", auto_apply=False, **_plan_options(execution_time))
 
 
 def _new_snapshots(context: Any, snapshot_ids: list[str]) -> list[str] | None:

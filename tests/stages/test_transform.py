@@ -174,6 +174,17 @@ def test_gold_tables_reconcile_with_each_other(
     con.close()
 
 
+def _release_a_loan_count_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Install a release of the project that adds ``gold.loan_count`` (loans in silver.loan)."""
+    project = tmp_path / "release"
+    for folder in ("models", "macros", "audits"):
+        shutil.copytree(transform_stage.PROJECT_ROOT / folder, project / folder)
+    (project / "models" / "gold" / "loan_count.sql").write_text(
+        "MODEL (name gold.loan_count, kind FULL);\nSELECT count(*) AS loans FROM silver.loan\n"
+    )
+    monkeypatch.setattr(transform_stage, "PROJECT_ROOT", project)
+
+
 def test_model_changes_reach_an_existing_warehouse(
     make_tenant: MakeTenant,
     deliver: Deliver,
@@ -187,19 +198,53 @@ def test_model_changes_reach_an_existing_warehouse(
     extract(tenant)
     transform(tenant)
 
-    project = tmp_path / "release"
-    for folder in ("models", "macros", "audits"):
-        shutil.copytree(transform_stage.PROJECT_ROOT / folder, project / folder)
-    (project / "models" / "gold" / "loan_count.sql").write_text(
-        "MODEL (name gold.loan_count, kind FULL);\nSELECT count(*) AS loans FROM silver.loan\n"
-    )
-    monkeypatch.setattr(transform_stage, "PROJECT_ROOT", project)
+    _release_a_loan_count_model(tmp_path, monkeypatch)
     result = transform(tenant)
     assert result.rows["gold.loan_count"] == 1
     assert result.rebuilt_from == FIRST_PERIOD  # reported as a rebuild of every period
     con = duckdb.connect(str(warehouse_path(tenant)), read_only=True)
     assert (
         con.execute("SELECT loans FROM gold.loan_count").fetchone()[0] == result.rows["silver.loan"]
+    )
+    con.close()
+
+
+def test_a_session_opened_before_extract_deploys_its_planned_changes_and_builds_what_lands(
+    make_tenant: MakeTenant,
+    deliver: Deliver,
+    small_tapes: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run's transform worker opens its session, and plans the models' changes, while
+    extract works: the build then deploys that plan and covers the month landed after it."""
+    tenant = make_tenant()
+    deliver(tenant, small_tapes[:3])
+    extract(tenant)
+    transform(tenant)
+
+    session = transform_stage.open_session(tenant)
+    assert not session.changes.context_diff.has_changes
+    deliver(tenant, small_tapes[3:4])
+    extract(tenant)
+    result = transform(tenant, session)
+    assert (result.changed_models, result.rebuilt_from) == ([], _period(small_tapes[3]))
+    _assert_same_as_a_full_build(tenant, make_tenant, "fresh")
+
+    _release_a_loan_count_model(tmp_path, monkeypatch)
+    session = transform_stage.open_session(tenant)
+    assert session.changes.context_diff.has_changes
+    deliver(tenant, small_tapes[4:5])
+    extract(tenant)
+    result = transform(tenant, session)
+    assert any("loan_count" in m for m in result.changed_models), result.changed_models
+    assert result.rebuilt_from == FIRST_PERIOD
+    con = duckdb.connect(str(warehouse_path(tenant)), read_only=True)
+    assert (
+        con.execute("SELECT loans FROM gold.loan_count").fetchone()[0] == result.rows["silver.loan"]
+    )
+    assert con.execute("SELECT max(period) FROM silver.loan_month").fetchone()[0] == _period(
+        small_tapes[4]
     )
     con.close()
 
