@@ -6,14 +6,19 @@ Its validation worker imports it while the transform runs, on what the transform
 cores, and validation waits for the import if it has not ended by then. A deferred module is a
 stand-in placed in ``sys.modules``: ``import`` statements get the stand-in without running the
 module, and the first use of any of its attributes imports the real module, so code that does
-use it behaves exactly as before.
+use it behaves exactly as before. A stand-in knows its module's file, found without running the
+module or its packages, so code that only asks where a module lives imports nothing: SQLMesh's
+Python API, at every call, compares its callers' files with that of its notebook magics, whose
+import loads IPython.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import sys
 import types
+from itertools import accumulate
 from typing import Any
 
 
@@ -36,4 +41,18 @@ def defer(*names: str) -> None:
     already imported stays as it is."""
     for name in names:
         if name not in sys.modules:
-            sys.modules[name] = _Deferred(name)
+            stand_in = _Deferred(name)
+            stand_in.__file__ = _location(name)
+            sys.modules[name] = stand_in
+
+
+def _location(name: str) -> str | None:
+    """The file ``name`` would be loaded from (None if not found), found by the import system's
+    path finder alone: neither the module nor its packages run."""
+    spec, search = None, None
+    for prefix in accumulate(name.split("."), lambda package, part: f"{package}.{part}"):
+        spec = importlib.machinery.PathFinder.find_spec(prefix, search)
+        if spec is None:
+            return None
+        search = spec.submodule_search_locations
+    return spec.origin if spec else None

@@ -59,6 +59,10 @@ WORKER_STAGES = {
         module="servicervault.stages.transform",
         function="transform",
         warm_up="open_session",
+        # SQLMesh's Python API reads where its notebook magics live at every call, to tell
+        # whether they called it; their import loads IPython (0.12 s of the warm-up, which a
+        # nightly transform waits for).
+        deferred=("sqlmesh.magics",),
     ),
     # Validation's import yields to the transform worker's too: the transform waits for its
     # worker at its start, while validation's import has the whole transform to end in (a

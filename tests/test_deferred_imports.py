@@ -85,3 +85,19 @@ def test_a_missing_module_fails_at_its_first_use_as_an_import_would(modules: Pat
 
     with pytest.raises(ModuleNotFoundError, match="no_such_module_here"):
         no_such_module_here.anything  # noqa: B018
+
+
+def test_a_stand_in_knows_its_modules_file_without_running_it(modules: Path) -> None:
+    """Code that only asks where a module lives (SQLMesh's API does, of its notebook magics)
+    must not import it."""
+    _module(modules, "pkg_c.magics", "RAN = True\n")
+    _module(modules, "heavy_three")
+    defer("pkg_c.magics", "heavy_three", "no_such_module")
+    from pkg_c import magics
+
+    assert magics.__file__ == str(modules / "pkg_c" / "magics.py")
+    assert sys.modules["heavy_three"].__file__ == str(modules / "heavy_three.py")
+    assert sys.modules["no_such_module"].__file__ is None
+    assert _ran(modules) == []
+    assert magics.RAN
+    assert _ran(modules) == ["pkg_c.magics"]
