@@ -49,10 +49,10 @@ def defer(*names: str) -> None:
 def _location(name: str) -> str | None:
     """The file ``name`` would be loaded from (None if not found), found by the import system's
     path finder alone: neither the module nor its packages run."""
-    spec, search = None, None
+    search, origin = None, None
     for prefix in accumulate(name.split("."), lambda package, part: f"{package}.{part}"):
         spec = importlib.machinery.PathFinder.find_spec(prefix, search)
         if spec is None:
             return None
-        search = spec.submodule_search_locations
-    return spec.origin if spec else None
+        search, origin = spec.submodule_search_locations, spec.origin
+    return origin
