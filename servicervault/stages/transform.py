@@ -133,11 +133,11 @@ class Session:
 
     context: Any
     console: Any
-    changes: Any = None
+    changes: Any
 
 
-def open_session(tenant: Tenant) -> Session:
-    """Load the models and plan their changes.
+def open_session(tenant: Tenant, execution_time: str | None = None) -> Session:
+    """Load the models and plan their changes (``execution_time`` is SQLMesh's "now").
 
     The plan depends on the models and the warehouse's state, not on what extract lands, so
     a run's worker makes it ahead: SQLMesh took 0.5 s of Python for it at the start of every
@@ -151,7 +151,11 @@ def open_session(tenant: Tenant) -> Session:
     set_console(console)
     context = make_context(tenant)
     try:
-        changes = _plan_changes(context) if _has_prod(context) else None
+        changes = (
+            context.plan("prod", auto_apply=False, **_plan_options(execution_time))
+            if _has_prod(context)
+            else None
+        )
     except Exception as exc:
         context.close()
         raise TransformError(console.describe(exc)) from None
@@ -177,7 +181,7 @@ def transform(tenant: Tenant, session: Session | None = None) -> TransformResult
             )
         session = session or open_session(tenant)
         context, console = session.context, session.console
-        plan, rebuilt_from = _build(context, console, snapshot_ids, changes=session.changes)
+        plan, rebuilt_from = _build(session, snapshot_ids)
         tables = sorted(_table(m) for m in context.models.values())
         period_tables = sorted(
             _table(m) for m in context.models.values() if m.kind.is_incremental_by_time_range
@@ -207,11 +211,7 @@ def _table(model: Any) -> str:
 
 
 def _build(
-    context: Any,
-    console: Any,
-    snapshot_ids: list[str],
-    execution_time: str | None = None,
-    changes: Any = None,
+    session: Session, snapshot_ids: list[str], execution_time: str | None = None
 ) -> tuple[Any, date | None]:
     """Apply model changes, then rebuild what the snapshots landed since the last build touch.
 
@@ -220,11 +220,12 @@ def _build(
     period the new snapshots touch, so the models built by period recompute those periods
     and the rest rebuild whole. Without model changes only the second runs: on a new day the
     first would build every model for the day's interval and the restatement would then
-    build them again. ``execution_time`` is SQLMesh's "now"; ``changes`` is the first step's
-    plan when it was made ahead (see open_session). Returns the plan and the first period
-    rebuilt (None when nothing new landed). A build that finds the one before it unfinished
-    (killed, or failed part-way) rebuilds every period.
+    build them again. The first step's plan is the session's (see open_session);
+    ``execution_time`` is SQLMesh's "now". Returns the plan and the first period rebuilt (None
+    when nothing new landed). A build that finds the one before it unfinished (killed, or
+    failed part-way) rebuilds every period.
     """
+    context, console = session.context, session.console
     options = _plan_options(execution_time)
     try:
         built = _has_prod(context)
@@ -239,7 +240,7 @@ def _build(
             plan = context.plan("prod", auto_apply=True, **options)
             rebuilt_from: date | None = FIRST_PERIOD
         else:
-            plan = changes if changes is not None else _plan_changes(context, execution_time)
+            plan = session.changes
             if plan.context_diff.has_changes:
                 context.apply(plan)
             rebuilt_from = _first_changed_period(context, new, first_new)
@@ -268,11 +269,6 @@ def _build(
 
 def _plan_options(execution_time: str | None) -> dict[str, Any]:
     return {"no_prompts": True, "skip_tests": True, "execution_time": execution_time}
-
-
-def _plan_changes(context: Any, execution_time: str | None = None) -> Any:
-    """The plan that would deploy the models' changes to prod; not applied."""
-    return context.plan("prod", auto_apply=False, **_plan_options(execution_time))
 
 
 def _new_snapshots(context: Any, snapshot_ids: list[str]) -> list[str] | None:

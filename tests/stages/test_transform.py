@@ -185,6 +185,15 @@ def _release_a_loan_count_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(transform_stage, "PROJECT_ROOT", project)
 
 
+def _loan_count(tenant: Tenant) -> int:
+    """What the release's ``gold.loan_count`` holds in the tenant's warehouse."""
+    con = duckdb.connect(str(warehouse_path(tenant)), read_only=True)
+    try:
+        return con.execute("SELECT loans FROM gold.loan_count").fetchone()[0]
+    finally:
+        con.close()
+
+
 def test_model_changes_reach_an_existing_warehouse(
     make_tenant: MakeTenant,
     deliver: Deliver,
@@ -202,11 +211,7 @@ def test_model_changes_reach_an_existing_warehouse(
     result = transform(tenant)
     assert result.rows["gold.loan_count"] == 1
     assert result.rebuilt_from == FIRST_PERIOD  # reported as a rebuild of every period
-    con = duckdb.connect(str(warehouse_path(tenant)), read_only=True)
-    assert (
-        con.execute("SELECT loans FROM gold.loan_count").fetchone()[0] == result.rows["silver.loan"]
-    )
-    con.close()
+    assert _loan_count(tenant) == result.rows["silver.loan"]
 
 
 def test_a_session_opened_before_extract_deploys_its_planned_changes_and_builds_what_lands(
@@ -239,10 +244,8 @@ def test_a_session_opened_before_extract_deploys_its_planned_changes_and_builds_
     result = transform(tenant, session)
     assert any("loan_count" in m for m in result.changed_models), result.changed_models
     assert result.rebuilt_from == FIRST_PERIOD
+    assert _loan_count(tenant) == result.rows["silver.loan"]
     con = duckdb.connect(str(warehouse_path(tenant)), read_only=True)
-    assert (
-        con.execute("SELECT loans FROM gold.loan_count").fetchone()[0] == result.rows["silver.loan"]
-    )
     assert con.execute("SELECT max(period) FROM silver.loan_month").fetchone()[0] == _period(
         small_tapes[4]
     )
@@ -304,19 +307,14 @@ def _building(
     tenant: Tenant, snapshot_ids: list[str], execution_time: str | None = None
 ) -> Iterator[tuple[Any, Any]]:
     """A build of ``snapshot_ids`` whose SQLMesh context and console are still open."""
-    from sqlmesh.core.console import set_console
+    from servicervault.stages.transform import _build, open_session
 
-    from servicervault.sqlmesh_console import CollectingConsole
-    from servicervault.stages.transform import _build, make_context
-
-    console = CollectingConsole()
-    set_console(console)
-    context = make_context(tenant)
+    session = open_session(tenant, execution_time)
     try:
-        _build(context, console, snapshot_ids, execution_time=execution_time)
-        yield context, console
+        _build(session, snapshot_ids, execution_time=execution_time)
+        yield session.context, session.console
     finally:
-        context.close()
+        session.context.close()
 
 
 def test_a_run_on_a_new_day_builds_every_model_once(
