@@ -85,6 +85,13 @@ def _transform(
         f"build {result.build_id}: {rows:,} loan-months from "
         f"{len(result.snapshot_ids)} snapshot(s), {len(result.rows)} tables, {scope}"
     )
+    if result.removed_tables:
+        message += f"; {len(result.removed_tables)} table(s) of replaced model versions removed"
+    if result.cleanup_failure:
+        message += (
+            "; WARNING: the tables of replaced model versions could not be removed "
+            f"({result.cleanup_failure}), the next release's build retries"
+        )
     details = {
         "build_id": result.build_id,
         "snapshot_ids": result.snapshot_ids,
@@ -93,6 +100,8 @@ def _transform(
         "model_seconds": result.model_seconds,
         "rebuilt_from": None if rebuilt is None else rebuilt.isoformat(),
         "period_tables": result.period_tables,
+        "removed_tables": result.removed_tables,
+        "cleanup_failure": result.cleanup_failure,
         "worker_peak_rss_mib": worker.peak_rss_mib if worker else None,
     }
     return rows, message, details

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -15,10 +17,11 @@ import pandas as pd
 import pytest
 
 from pipelines.servicing_tape.parser import LINEAGE
-from servicervault.config import Tenant
+from servicervault.config import PROJECT_ROOT, Tenant
 from servicervault.contracts import all_contracts
 from servicervault.errors import NotReadyError
 from servicervault.layouts import sflp_fields
+from servicervault.runner import run_stages
 from servicervault.stages import transform as transform_stage
 from servicervault.stages.extract import extract
 from servicervault.stages.transform import FIRST_PERIOD, transform
@@ -174,13 +177,17 @@ def test_gold_tables_reconcile_with_each_other(
     con.close()
 
 
-def _release_a_loan_count_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Install a release of the project that adds ``gold.loan_count`` (loans in silver.loan)."""
+def _release_a_loan_count_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counted: str = "*"
+) -> None:
+    """Install a release of the project that adds ``gold.loan_count`` (loans in silver.loan);
+    installed again with another ``counted``, a release that changes that model."""
     project = tmp_path / "release"
     for folder in ("models", "macros", "audits"):
-        shutil.copytree(transform_stage.PROJECT_ROOT / folder, project / folder)
+        shutil.copytree(PROJECT_ROOT / folder, project / folder, dirs_exist_ok=True)
     (project / "models" / "gold" / "loan_count.sql").write_text(
-        "MODEL (name gold.loan_count, kind FULL);\nSELECT count(*) AS loans FROM silver.loan\n"
+        "MODEL (name gold.loan_count, kind FULL);\n"
+        f"SELECT count({counted}) AS loans FROM silver.loan\n"
     )
     monkeypatch.setattr(transform_stage, "PROJECT_ROOT", project)
 
@@ -212,6 +219,95 @@ def test_model_changes_reach_an_existing_warehouse(
     assert result.rows["gold.loan_count"] == 1
     assert result.rebuilt_from == FIRST_PERIOD  # reported as a rebuild of every period
     assert _loan_count(tenant) == result.rows["silver.loan"]
+
+
+def _model_tables(tenant: Tenant) -> list[str]:
+    """The tables and views SQLMesh keeps model versions in, as ``schema.name``."""
+    con = duckdb.connect(str(warehouse_path(tenant)), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+            "UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views()"
+        ).fetchall()
+    finally:
+        con.close()
+    return [name for (name,) in rows if name.startswith("sqlmesh__")]
+
+
+def _versions_kept(tenant: Tenant) -> Counter[str]:
+    """How many versions of each model the warehouse keeps a table or view of."""
+    return Counter(re.sub(r"__[0-9]+$", "", t.split(".")[1]) for t in _model_tables(tenant))
+
+
+def test_a_release_removes_the_tables_of_the_model_versions_it_replaces(
+    make_tenant: MakeTenant,
+    deliver: Deliver,
+    small_tapes: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLMesh keeps a replaced model version's table until its janitor removes it: a release
+    that changes a model must remove the old version, or every release grows the warehouse."""
+    tenant = make_tenant()
+    deliver(tenant, small_tapes[:2])
+    extract(tenant)
+    transform(tenant)
+    _release_a_loan_count_model(tmp_path, monkeypatch)
+    assert transform(tenant).removed_tables == []  # an added model replaces nothing
+    (first,) = [t for t in _model_tables(tenant) if "gold__loan_count__" in t]
+
+    _release_a_loan_count_model(tmp_path, monkeypatch, counted="loan_id")
+    result = transform(tenant)
+    assert (result.removed_tables, result.cleanup_failure) == ([first], None)
+    assert set(_versions_kept(tenant).values()) == {1}
+    assert _loan_count(tenant) == result.rows["silver.loan"]
+
+
+def test_a_cleanup_that_fails_keeps_the_build_and_the_next_release_removes_what_it_left(
+    make_tenant: MakeTenant,
+    deliver: Deliver,
+    small_tapes: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failed cleanup is reported, not fatal: the build it follows is complete. A build
+    without model changes replaces nothing and does not run it (it costs a nightly month)."""
+    from sqlmesh import Context
+
+    tenant = make_tenant()
+    deliver(tenant, small_tapes[:2])
+    extract(tenant)
+    _release_a_loan_count_model(tmp_path, monkeypatch)
+    transform(tenant)
+
+    def failing(*_args: object, **_kwargs: object) -> bool:
+        raise OSError("disk I/O error")
+
+    with monkeypatch.context() as janitor:
+        janitor.setattr(Context, "run_janitor", failing)
+        _release_a_loan_count_model(tmp_path, monkeypatch, counted="loan_id")
+        (record,) = run_stages(tenant, ("transform",))
+        assert record.status == "ok"
+        assert record.details["cleanup_failure"] == "OSError: disk I/O error"
+        assert (
+            "WARNING: the tables of replaced model versions could not be removed "
+            "(OSError: disk I/O error)" in record.message
+        )
+        assert record.details["removed_tables"] == []
+        assert _versions_kept(tenant)["gold__loan_count"] == 2
+        assert _loan_count(tenant) == record.details["rows"]["silver.loan"]
+
+        deliver(tenant, small_tapes[2:3])
+        extract(tenant)
+        nightly = transform(tenant)
+        assert (nightly.rebuilt_from, nightly.cleanup_failure) == (_period(small_tapes[2]), None)
+
+    _release_a_loan_count_model(tmp_path, monkeypatch, counted="DISTINCT loan_id")
+    (record,) = run_stages(tenant, ("transform",))
+    assert "; 2 table(s) of replaced model versions removed" in record.message
+    assert len(record.details["removed_tables"]) == 2 and not record.details["cleanup_failure"]
+    assert set(_versions_kept(tenant).values()) == {1}
+    assert _loan_count(tenant) == record.details["rows"]["silver.loan"]
 
 
 def test_a_session_opened_before_extract_deploys_its_planned_changes_and_builds_what_lands(
