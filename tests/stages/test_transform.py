@@ -177,6 +177,15 @@ def test_gold_tables_reconcile_with_each_other(
     con.close()
 
 
+def _built(make_tenant: MakeTenant, deliver: Deliver, tapes: list[Path]) -> Tenant:
+    """A new tenant with ``tapes`` delivered, landed and built."""
+    tenant = make_tenant()
+    deliver(tenant, tapes)
+    extract(tenant)
+    transform(tenant)
+    return tenant
+
+
 def _release_a_loan_count_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counted: str = "*"
 ) -> None:
@@ -209,10 +218,7 @@ def test_model_changes_reach_an_existing_warehouse(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A release that adds a model must build it on the next run of every existing tenant."""
-    tenant = make_tenant()
-    deliver(tenant, small_tapes[:2])
-    extract(tenant)
-    transform(tenant)
+    tenant = _built(make_tenant, deliver, small_tapes[:2])
 
     _release_a_loan_count_model(tmp_path, monkeypatch)
     result = transform(tenant)
@@ -248,10 +254,7 @@ def test_a_release_removes_the_tables_of_the_model_versions_it_replaces(
 ) -> None:
     """SQLMesh keeps a replaced model version's table until its janitor removes it: a release
     that changes a model must remove the old version, or every release grows the warehouse."""
-    tenant = make_tenant()
-    deliver(tenant, small_tapes[:2])
-    extract(tenant)
-    transform(tenant)
+    tenant = _built(make_tenant, deliver, small_tapes[:2])
     _release_a_loan_count_model(tmp_path, monkeypatch)
     assert transform(tenant).removed_tables == []  # an added model replaces nothing
     (first,) = [t for t in _model_tables(tenant) if "gold__loan_count__" in t]
@@ -319,10 +322,7 @@ def test_a_session_opened_before_extract_deploys_its_planned_changes_and_builds_
 ) -> None:
     """A run's transform worker opens its session, and plans the models' changes, while
     extract works: the build then deploys that plan and covers the month landed after it."""
-    tenant = make_tenant()
-    deliver(tenant, small_tapes[:3])
-    extract(tenant)
-    transform(tenant)
+    tenant = _built(make_tenant, deliver, small_tapes[:3])
 
     session = transform_stage.open_session(tenant)
     assert not session.changes.context_diff.has_changes
@@ -510,10 +510,7 @@ def test_a_build_after_an_interrupted_one_rebuilds_every_period(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """What a killed build rebuilt is unknown, so the next one rebuilds, and reports, all."""
-    tenant = make_tenant()
-    deliver(tenant, small_tapes[:3])
-    extract(tenant)
-    transform(tenant)
+    tenant = _built(make_tenant, deliver, small_tapes[:3])
     deliver(tenant, small_tapes[3:4])
     extract(tenant)
 
