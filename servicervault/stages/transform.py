@@ -298,23 +298,19 @@ def _remove_replaced_versions(session: Session) -> tuple[list[str], str | None]:
     if changes is None or not changes.context_diff.has_changes:
         return [], None
     context = session.context
-    before = _physical_tables(context)
+    before, failure = _physical_tables(context), None
     try:
         context.run_janitor(ignore_ttl=True)
     except Exception as exc:
-        failure: str | None = f"{type(exc).__name__}: {exc}"
-    else:
-        failure = None
+        failure = f"{type(exc).__name__}: {exc}"
     return sorted(before - _physical_tables(context)), failure
 
 
 def _physical_tables(context: Any) -> set[str]:
     """The tables and views SQLMesh keeps its model versions in (its ``sqlmesh__`` schemas)."""
     rows = context.engine_adapter.fetchall(
-        "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
-        "WHERE starts_with(schema_name, 'sqlmesh__') "
-        "UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views() "
-        "WHERE starts_with(schema_name, 'sqlmesh__')"
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+        "WHERE starts_with(table_schema, 'sqlmesh__')"
     )
     return {name for (name,) in rows}
 

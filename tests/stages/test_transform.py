@@ -232,8 +232,7 @@ def _model_tables(tenant: Tenant) -> list[str]:
     con = duckdb.connect(str(warehouse_path(tenant)), read_only=True)
     try:
         rows = con.execute(
-            "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
-            "UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views()"
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables"
         ).fetchall()
     finally:
         con.close()
