@@ -17,7 +17,9 @@ x 60 makes 7.4 M loan-months and it takes 325,000 loans to reach the 12 M the ta
 3. times read-only queries on gold, in-process and through the ``vault query`` CLI;
 4. runs ``bench_baseline.sql`` (plain DuckDB: the same tapes to the same
    ``gold.portfolio_monthly``) in one fresh process measured the same way, and checks that it
-   computed what the pipeline published, so the ratio compares equal work;
+   computed what the pipeline published, so the ratio compares equal work. Then the landing
+   floor, measured the same way: plain DuckDB typing the fields the contracts take from the
+   same tapes and writing them once as Parquet, the least any extract of them must do;
 5. delivers the same tapes to a second fresh ``VAULT_HOME`` and runs ``vault run`` once: the
    five stages in one process, as a tenant's first run would be, with SQLMesh and Great
    Expectations in workers while the stages before them work. This is the full run the
@@ -57,6 +59,9 @@ from typing import Any
 
 import duckdb
 
+from pipelines.servicing_tape.formats import FieldRule, file_kinds
+from pipelines.servicing_tape.inspection import detect_kind
+from pipelines.servicing_tape.parser import field_rules
 from servicervault import ledger
 from servicervault.config import PROJECT_ROOT, Tenant, load_tenant, vault_home
 from servicervault.generator import generate_tapes
@@ -559,6 +564,45 @@ def run_baseline(tapes: Path, out: Path, log: Path) -> Measured:
     return result
 
 
+def run_landing_floor(tenant: Tenant, tapes: Path, out: Path, log: Path) -> tuple[Measured, int]:
+    """The landing floor: plain DuckDB doing the least that landing the tapes takes, in one fresh
+    process measured like the baseline; returns it and the number of fields landed.
+
+    It reads every field the contracts take from the tapes, types each with a lenient cast (an
+    unreadable value becomes NULL) and writes them once as zstd Parquet. Extract does all of
+    that and more: null tokens and code maps, every contract check, line numbers and quarantine,
+    the files' hashes, a versioned snapshot through dlt. No extract can take less, so the floor
+    shows how much of the end-to-end target landing the tapes alone takes."""
+    [source] = tenant.sources
+    first = min(tapes.glob("*.txt"))
+    kind = detect_kind(first, first.name, file_kinds(source.layout), source.layout)
+    columns = ", ".join(f"'f{i}': 'VARCHAR'" for i in range(1, max(kind.field_counts) + 1))
+    rules = field_rules(kind)
+    fields = ", ".join(f'{_lenient_cast(rule)} AS "{name}"' for name, rule in rules.items())
+    statement = (
+        # As extract's own queries: rows are written in whatever order the threads finish.
+        "SET preserve_insertion_order = false; "
+        f"COPY (SELECT {fields} FROM read_csv({literal(tapes / '*.txt')}, "
+        f"columns = {{{columns}}}, delim = {literal(kind.delimiter)}, quote = '', escape = '', "
+        "header = false, auto_detect = false, null_padding = true)) "
+        f"TO {literal(out)} (FORMAT parquet, COMPRESSION zstd)"
+    )
+    result = measure([sys.executable, "-c", BASELINE_CHILD, statement], log)
+    if result.returncode != 0:
+        raise failed("the landing floor", log)
+    return result, len(rules)
+
+
+def _lenient_cast(rule: FieldRule) -> str:
+    """SQL for a field as its contract's type, NULL when it does not read as one."""
+    field, type_ = f"f{rule.position}", rule.column.type
+    if type_ == "VARCHAR":
+        return field
+    if type_ == "DATE":
+        return f"try_strptime({field}, {literal(rule.date_format)})::DATE"
+    return f"TRY_CAST({field} AS {type_})"
+
+
 def compare_with_gold(baseline: Path, analytics: Path) -> list[str]:
     """Differences between the baseline's result and the published gold.portfolio_monthly.
 
@@ -644,6 +688,11 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
     baseline = run_baseline(full_tapes, result_file, logs / "baseline.log")
     mismatches = compare_with_gold(result_file, analytics_path(tenant))
     say(f"{tag} baseline: {baseline.seconds:.2f} s, matches gold: {not mismatches}")
+    say(f"{tag} landing floor: plain DuckDB typing the contracts' fields of the same tapes")
+    floor, floor_fields = run_landing_floor(
+        tenant, full_tapes, folder / "landing-floor.parquet", logs / "landing-floor.log"
+    )
+    say(f"{tag} landing floor: {floor.seconds:.2f} s")
 
     say(f"{tag} full run again, as one vault run in a second home")
     full_run = full_run_in_one_process(full_run_tapes, folder / "home-run", logs, tag)
@@ -689,6 +738,14 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
             "mismatches": mismatches,
             "seconds_after_nights": again.seconds,
             "machine_drift": again.seconds / baseline.seconds - 1,
+        },
+        "landing_floor": {
+            "seconds": floor.seconds,
+            "peak_rss_mib": floor.peak_rss_mib,
+            "fields": floor_fields,
+            "of_baseline": floor.seconds / baseline.seconds,
+            "extract_ratio": full_run["stage_seconds"]["extract"] / floor.seconds,
+            "e2e_limit_beyond": e2e_limit(baseline.seconds) - floor.seconds,
         },
         "query": latency,
     }
@@ -880,6 +937,19 @@ def print_size(report: dict[str, Any]) -> None:
     say(
         f"  e2e <= 2 x baseline + 15 s: {e2e:.1f} s <= {limit:.1f} s: "
         f"{'yes' if e2e <= limit else 'no'}"
+    )
+    floor = report["landing_floor"]
+    say(
+        f"landing floor (plain DuckDB, one process: the {floor['fields']} fields the contracts "
+        "take from the same tapes, cast leniently and written once as Parquet; no checks, "
+        f"lineage or snapshot): {floor['seconds']:.2f} s = {floor['of_baseline']:.1f}x the "
+        f"baseline, peak RSS {floor['peak_rss_mib']:.1f} MiB"
+    )
+    say(
+        f"  extract in the full `vault run`: {full_run['stage_seconds']['extract']:.2f} s = "
+        f"{floor['extract_ratio']:.1f}x the floor; the e2e limit leaves "
+        f"{floor['e2e_limit_beyond']:.1f} s beyond the floor for the models, validation, "
+        "publication and drop"
     )
     say()
     for name, q in (("in-process", "in_process_ms"), ("CLI, start-up included", "cli_ms")):

@@ -139,7 +139,9 @@ def _checks(rule: FieldRule) -> list[_Check]:
     return out
 
 
-def _rules(kind: FileKind) -> dict[str, FieldRule]:
+def field_rules(kind: FileKind) -> dict[str, FieldRule]:
+    """Every contract column the kind's files deliver, with the rule that reads it: a column
+    that several tables land (``loan_id``) is read once."""
     rules: dict[str, FieldRule] = {}
     for table in kind.tables:
         for rule in kind.rules[table]:
@@ -149,7 +151,7 @@ def _rules(kind: FileKind) -> dict[str, FieldRule]:
 
 def _typed_sql(kind: FileKind, lines: str) -> str:
     """Split, normalise and type every line of ``lines`` (``_line_number``, ``line``)."""
-    rules = _rules(kind)
+    rules = field_rules(kind)
     raws = ",\n    ".join(f'{_raw(r, kind)} AS "raw_{n}"' for n, r in rules.items())
     typed = ",\n    ".join(f'{_typed(r, f"raw_{n}")} AS "{n}"' for n, r in rules.items())
     return f"""
@@ -169,7 +171,7 @@ FROM raw
 
 
 def _kind_checks(kind: FileKind) -> list[_Check]:
-    return [c for r in _rules(kind).values() for c in _checks(r)]
+    return [c for r in field_rules(kind).values() for c in _checks(r)]
 
 
 def _wrong_field_count(kind: FileKind) -> str:
@@ -263,7 +265,7 @@ def parse_files(
     by its limit, not by the files. Parquet, not a table: written in parallel, it costs a
     third of what storing the rows in the work database did.
     """
-    rules = _rules(kind)
+    rules = field_rules(kind)
     columns = ", ".join(f'"{name}"' for name in rules)
     try:
         # Numbering lines needs their order; they are stored first so parsing is parallel,

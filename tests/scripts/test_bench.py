@@ -13,11 +13,17 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
+from pipelines.servicing_tape.formats import file_kinds
+from pipelines.servicing_tape.parser import TextFile, parse_files
 from servicervault.config import PROJECT_ROOT
+from servicervault.sql import literal
+from tests.conftest import MakeTenant
 
 BENCH = PROJECT_ROOT / "scripts" / "bench.py"
 STAGES = ("extract", "transform", "validate", "publish", "drop")
@@ -37,6 +43,7 @@ def bench_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "incremental / full =" in done.stdout
+    assert "landing floor (plain DuckDB" in done.stdout
     return json.loads(out.read_text())["sizes"][0]
 
 
@@ -66,6 +73,19 @@ def test_incremental_run_lands_only_the_new_month(bench_report: dict) -> None:
 def test_baseline_computes_what_the_pipeline_published(bench_report: dict) -> None:
     assert bench_report["baseline"]["matched"] is True, bench_report["baseline"]["mismatches"]
     assert bench_report["baseline"]["seconds"] > 0
+
+
+@pytest.mark.slow
+def test_the_landing_floor_is_measured_beside_the_baseline(bench_report: dict) -> None:
+    floor, baseline = bench_report["landing_floor"], bench_report["baseline"]
+    assert floor["seconds"] > 0 and floor["peak_rss_mib"] > 0
+    assert floor["of_baseline"] == floor["seconds"] / baseline["seconds"]
+    extract = bench_report["full_run"]["stage_seconds"]["extract"]
+    assert floor["extract_ratio"] == extract / floor["seconds"]
+    limit = {t["target"].strip(): t for t in bench_report["targets"]}[
+        "end to end <= 2 x baseline + 15 s"
+    ]["limit"]
+    assert floor["e2e_limit_beyond"] == pytest.approx(limit - floor["seconds"])
 
 
 @pytest.mark.slow
@@ -171,3 +191,34 @@ def test_a_process_trees_memory_counts_every_process_under_its_root(bench: Any) 
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_landing_floor_types_every_field_as_extract_does(
+    bench: Any, make_tenant: MakeTenant, small_tapes: list[Path], tmp_path: Path
+) -> None:
+    """The floor is only a floor if it does the typing extract does: on clean generated tapes
+    its table holds exactly the rows and values the parser lands, column for column."""
+    tenant = make_tenant()
+    tapes = tmp_path / "tapes"
+    tapes.mkdir()
+    for tape in small_tapes[:3]:
+        os.link(tape, tapes / tape.name)
+    out = tmp_path / "floor.parquet"
+    measured, fields = bench.run_landing_floor(tenant, tapes, out, tmp_path / "floor.log")
+    assert measured.returncode == 0 and measured.seconds > 0
+
+    con = duckdb.connect()
+    [kind] = file_kinds(tenant.sources[0].layout)
+    files = [TextFile(path, path.name) for path in sorted(tapes.iterdir())]
+    parsed = parse_files(con, files, kind, "S1", tmp_path / "parsed.parquet")
+    assert parsed.quarantine is None
+    columns = [c for c in con.table("parsed").columns if not c.startswith("_")]
+    columns.remove("line")
+    assert fields == len(columns) and con.read_parquet(str(out)).columns == columns
+    names = ", ".join(f'"{c}"' for c in columns)
+    floor, landed = f"SELECT {names} FROM {literal(out)}", f"SELECT {names} FROM parsed"
+    assert con.sql(f"SELECT count(*) FROM ({floor})").fetchone() == (sum(parsed.rows_in.values()),)
+    assert (
+        con.sql(f"({floor} EXCEPT ALL {landed}) UNION ALL ({landed} EXCEPT ALL {floor})").fetchall()
+        == []
+    )
