@@ -75,8 +75,9 @@ TENANT = "demo"
 STAGES = ("extract", "transform", "validate", "publish", "drop")
 DEFAULT_SIZES = "20000x60,200000x60,325000x60"
 BASELINE_SQL = PROJECT_ROOT / "scripts" / "bench_baseline.sql"
-# The baseline child does nothing but run one statement, so its time is DuckDB's plus start-up.
-BASELINE_CHILD = "import sys, duckdb; duckdb.execute(sys.argv[1])"
+# The baseline's and the landing floor's child does nothing but run its SQL, so its time is
+# DuckDB's plus start-up.
+DUCKDB_CHILD = "import sys, duckdb; duckdb.execute(sys.argv[1])"
 VAULT_CLI = (sys.executable, "-m", "servicervault.cli")
 PACKAGES = ("duckdb", "dlt", "sqlmesh", "great_expectations", "pyarrow")
 CLI_QUERY_RUNS = 10
@@ -558,9 +559,14 @@ def run_baseline(tapes: Path, out: Path, log: Path) -> Measured:
     """``bench_baseline.sql`` over the tapes of the full run, its result written to ``out``."""
     select = BASELINE_SQL.read_text().replace("$tapes", literal(tapes / "*.txt"))
     statement = f"COPY (\n{select.strip().rstrip(';')}\n) TO {literal(out)} (FORMAT parquet)"
-    result = measure([sys.executable, "-c", BASELINE_CHILD, statement], log)
+    return run_duckdb_child("the baseline", statement, log)
+
+
+def run_duckdb_child(what: str, sql: str, log: Path) -> Measured:
+    """``sql`` run by plain DuckDB in one fresh process, measured like a stage's process."""
+    result = measure([sys.executable, "-c", DUCKDB_CHILD, sql], log)
     if result.returncode != 0:
-        raise failed("the baseline", log)
+        raise failed(what, log)
     return result
 
 
@@ -587,10 +593,7 @@ def run_landing_floor(tenant: Tenant, tapes: Path, out: Path, log: Path) -> tupl
         "header = false, auto_detect = false, null_padding = true)) "
         f"TO {literal(out)} (FORMAT parquet, COMPRESSION zstd)"
     )
-    result = measure([sys.executable, "-c", BASELINE_CHILD, statement], log)
-    if result.returncode != 0:
-        raise failed("the landing floor", log)
-    return result, len(rules)
+    return run_duckdb_child("the landing floor", statement, log), len(rules)
 
 
 def _lenient_cast(rule: FieldRule) -> str:
