@@ -20,8 +20,13 @@ WITH scope AS (
     *
   FROM bronze.loan
   WHERE
-    (SELECT everything FROM scope)
-    OR _snapshot_id IN (SELECT UNNEST(new_snapshots) FROM scope)
+    /* A list for a semi-join, so DuckDB skips the other snapshots' files; with an OR it read
+       every snapshot's rows (12 M, 29 monthly deliveries after a full run: 0.4 -> 0.75 s). */
+    _snapshot_id IN (
+      SELECT snapshot_id FROM bronze.snapshot_file WHERE (SELECT everything FROM scope)
+      UNION ALL
+      SELECT UNNEST(new_snapshots) FROM scope
+    )
   UNION ALL BY NAME
   SELECT
     *
