@@ -41,3 +41,43 @@ def vintage(
     """The vintage: the origination quarter, e.g. ``2021Q3``."""
     month = origination_month(evaluator, orig_date, first_pay_date).sql("duckdb")
     return parse_one(f"STRFTIME({month}, '%Y') || 'Q' || QUARTER({month})", dialect="duckdb")
+
+
+# The origination facts a delivery of a loan restates: each is checked against the same loan's
+# previous delivery (accuracy, contracts/gold/data_quality.yaml).
+COMPARED_ATTRIBUTES = (
+    "orig_rate",
+    "orig_upb",
+    "orig_term",
+    "first_pay_date",
+    "orig_date",
+    "fico",
+    "oltv",
+    "dti",
+    "state",
+    "channel",
+)
+
+
+def _compared_types() -> list[tuple[str, str]]:
+    """Each compared attribute with its contract type."""
+    from servicervault.contracts import contract
+
+    types = {col.name: col.type for col in contract("silver.loan").columns}
+    return [(name, types[name]) for name in COMPARED_ATTRIBUTES]
+
+
+@macro()
+def compared_loan_attributes(evaluator: MacroEvaluator) -> exp.Expression:
+    """The compared origination facts of a loan row as one struct, each typed as its contract
+    says, so a row landed now and one kept from an earlier build compare alike."""
+    fields = ", ".join(f"{name} := CAST({name} AS {dtype})" for name, dtype in _compared_types())
+    return parse_one(f"STRUCT_PACK({fields})", dialect="duckdb")
+
+
+@macro()
+def as_compared_loan_attributes(evaluator: MacroEvaluator, value: exp.Expression) -> exp.Expression:
+    """``value`` cast to the type of :func:`compared_loan_attributes`: a model that keeps the
+    struct and reads its own rows must give SQLMesh its type."""
+    fields = ", ".join(f"{name} {dtype}" for name, dtype in _compared_types())
+    return exp.cast(value, exp.DataType.build(f"STRUCT({fields})", dialect="duckdb"))

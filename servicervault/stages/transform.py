@@ -36,7 +36,8 @@ BUILD_STARTED = "main.build_started"
 # What a build recomputes of the models that read their own previous rows: every row
 # (``everything``), or the loans with rows in the periods from ``rebuilt_from`` on
 # (``gold.loan_snapshot``) or in the snapshots landed since the last build (``new_snapshots``,
-# ``silver.loan`` and ``silver.loan_checks``). Written before any model runs.
+# ``silver.loan`` and ``silver.loan_checks``; ``silver.loan_last_delivery`` folds in every
+# other snapshot). Written before any model runs.
 BUILD_SCOPE = "main.build_scope"
 # Models a new month's build runs at once: one per core of the machine it was measured on.
 NEW_MONTH_TASKS = 2
@@ -248,7 +249,9 @@ def _build(
         context.engine_adapter.execute(
             f"CREATE TABLE IF NOT EXISTS {BUILD_STARTED} AS SELECT now() AS started_at"
         )
-        _set_scope(context, FIRST_PERIOD, [])  # new or edited models build every row
+        # New or edited models build every row, and silver.loan_last_delivery every delivery
+        # but the new ones, which the restatement below then checks against it.
+        _set_scope(context, FIRST_PERIOD, new or [])
         if not built:
             plan = context.plan("prod", auto_apply=True, **options)
             rebuilt_from: date | None = FIRST_PERIOD

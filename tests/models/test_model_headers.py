@@ -30,7 +30,8 @@ def test_contract_rules_are_checked_once_and_intermediate_models_keep_theirs(
     for intermediate in ("silver.loan_performance", "silver.loan_month_checks"):
         assert intermediate not in contracted
         assert {"not_null", "unique_combination_of_columns"} <= set(audits[intermediate])
-    assert "silver.loan_checks" not in contracted
-    assert {"not_null", "unique_values"} <= set(audits["silver.loan_checks"])
+    for keyed in ("silver.loan_checks", "silver.loan_last_delivery"):
+        assert keyed not in contracted
+        assert {"not_null", "unique_values"} <= set(audits[keyed])
     assert "every_loan_month_has_a_loan" in audits["silver.loan_performance"]
     assert "forall" in audits["gold.loss_severity"]
