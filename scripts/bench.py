@@ -1,7 +1,7 @@
 """The benchmark of issue 6: time, memory and bytes of every stage at realistic portfolio sizes.
 
     uv run python scripts/bench.py [--sizes 20000x60,200000x60,325000x60] [--workdir DIR] [--keep]
-                                   [--query-runs 50] [--json OUT]
+                                   [--query-runs 50] [--later-months 0] [--json OUT]
 
 For each size (loans x months) it does the steps below. The defaults are the issue's 20,000 x 60
 and 200,000 x 60, plus 325,000 x 60: the generated loans prepay, default and mature, so 200,000
@@ -33,7 +33,12 @@ x 60 makes 7.4 M loan-months and it takes 325,000 loans to reach the 12 M the ta
 8. runs the baseline again, as a check of the machine's speed: the shares divide runs made
    minutes apart, and a virtual machine's speed can change by a third in that time. A change of
    more than 10 % between the two baselines is printed beside the shares and their verdicts;
-9. prints the issue's targets as PASS/MISS.
+9. with ``--later-months N``, delivers N more months one night at a time, each followed by
+   ``vault run``, and prints how the nightly month changes as deliveries accumulate (a tenant
+   delivers monthly for years; step 7's nights are the second to fourth after the full run).
+   Those months are generated with the rest, ending before the current month: the tapes then
+   start earlier than 2021-01 when N is large;
+10. prints the issue's targets as PASS/MISS.
 
 It is not part of ``make test`` (the defaults take about 25 minutes and ~15 GB of disk);
 ``tests/scripts/test_bench.py`` runs a tiny size as a smoke test. Exit status: 0 when every
@@ -53,6 +58,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -86,6 +92,9 @@ CLI_QUERY_RUNS = 10
 NIGHTS = 3
 LATER_MONTHS = 1 + NIGHTS
 MIB = 1 << 20
+# The first month generated, unless the later months (--later-months) would then reach the
+# current one: the transform refuses reporting periods in the future.
+GENERATED_FROM = (2021, 1)
 
 # Read-only queries an analyst runs on gold: a whole table, a filter, a filter plus subquery.
 QUERIES = (
@@ -219,10 +228,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--query-runs", type=int, default=50, help="in-process gold queries to time (default 50)"
     )
+    parser.add_argument(
+        "--later-months",
+        type=int,
+        default=0,
+        help="after the nights, deliver this many more months, one `vault run` each, to show how "
+        "the nightly month changes as deliveries accumulate (default 0)",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure as JSON to this file")
     args = parser.parse_args(argv)
     if args.query_runs < 1:
         parser.error("--query-runs must be at least 1")
+    if args.later_months < 0:
+        parser.error("--later-months must be at least 0")
     return args
 
 
@@ -341,10 +359,10 @@ def failed(what: str, log: Path) -> BenchError:
 # --- tapes -----------------------------------------------------------------------------------
 
 
-def generate(size: Size, folder: Path, tag: str) -> tuple[list[Path], float]:
-    """The full run's tapes and the later months'; their paths (oldest first) and the seconds
-    taken."""
-    total = size.months + LATER_MONTHS
+def generate(size: Size, folder: Path, tag: str, extra: int) -> tuple[list[Path], float]:
+    """The full run's tapes, the later months' and ``extra`` more; their paths (oldest first)
+    and the seconds taken."""
+    total = size.months + LATER_MONTHS + extra
     step = math.ceil(total / 4)
 
     def progress(done: int, total: int) -> None:
@@ -352,8 +370,17 @@ def generate(size: Size, folder: Path, tag: str) -> tuple[list[Path], float]:
             say(f"{tag} generated month {done}/{total}")
 
     started = time.perf_counter()
-    paths = generate_tapes(size.loans, total, folder, progress=progress)
+    paths = generate_tapes(size.loans, total, folder, start=first_month(total), progress=progress)
     return paths, time.perf_counter() - started
+
+
+def first_month(total: int, today: date | None = None) -> str:
+    """``GENERATED_FROM`` as ``YYYY-MM``, or earlier, so that ``total`` months end before the
+    current month."""
+    today = today or date.today()
+    latest = today.year * 12 + today.month - 2  # the month before the current one, 0-based
+    first = min(GENERATED_FROM[0] * 12 + GENERATED_FROM[1] - 1, latest - total + 1)
+    return f"{first // 12:04d}-{first % 12 + 1:02d}"
 
 
 def local_bucket(tenant: Tenant) -> LocalBucket:
@@ -660,16 +687,19 @@ def _differs(name: str, type_: str) -> str:
 # --- one size ----------------------------------------------------------------------------------
 
 
-def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
+def bench_size(size: Size, folder: Path, query_runs: int, later_months: int) -> dict[str, Any]:
     """Every measurement of one size, in the order the module docstring gives."""
     tag = f"[{size.label}]"
     tapes_dir, full_tapes, logs = folder / "tapes", folder / "full-tapes", folder / "logs"
     logs.mkdir(parents=True)
     home = folder / "home"  # the stage-by-stage home, which the later months go to as well
     tenant = use_home(home)
-    say(f"{tag} generating {size.months + LATER_MONTHS} monthly tapes of {size.loans:,} loans")
-    tapes, generate_seconds = generate(size, tapes_dir, tag)
+    total = size.months + LATER_MONTHS + later_months
+    say(f"{tag} generating {total} monthly tapes of {size.loans:,} loans")
+    tapes, generate_seconds = generate(size, tapes_dir, tag, later_months)
     say(f"{tag} generated in {generate_seconds:.1f} s (not counted)")
+    later_tapes = tapes[len(tapes) - later_months :]
+    tapes = tapes[: len(tapes) - later_months]
     full_run_tapes, held_back = tapes[:-LATER_MONTHS], tapes[-LATER_MONTHS]
     nightly_tapes = tapes[-NIGHTS:]
     # The baseline reads exactly the full run's tapes: links in a folder of their own.
@@ -716,6 +746,9 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
 
     say(f"{tag} machine check: the baseline again, after the nights")
     again = run_baseline(full_tapes, folder / "baseline-again.parquet", logs / "baseline-again.log")
+    later = run_later_months(tenant, later_tapes, logs, tag) if later_tapes else None
+    if later:
+        later["share_of_full"] = later["last_median"] / full_run["seconds"]
 
     report = {
         "size": size.label,
@@ -751,10 +784,46 @@ def bench_size(size: Size, folder: Path, query_runs: int) -> dict[str, Any]:
             "e2e_limit_beyond": e2e_limit(baseline.seconds) - floor.seconds,
         },
         "query": latency,
+        "later_months": later,
     }
     report["targets"] = targets(report)
     print_size(report)
     return report
+
+
+def run_later_months(tenant: Tenant, tapes: list[Path], logs: Path, tag: str) -> dict[str, Any]:
+    """A night for each of ``tapes``: its ``vault run``'s seconds and the transform's, how much
+    a night's time changes per month delivered (least squares), and the median of the last
+    three nights, which the report divides by the full run like the nightly month's."""
+    nights = []
+    for night, tape in enumerate(tapes, 1):
+        deliver([tape], tenant)
+        log = logs / f"later-month-{night}.log"
+        run = run_in_one_process(tenant, log, f"{tag} later month {night}/{len(tapes)}")
+        nights.append(
+            {
+                "tape": tape.name,
+                "seconds": run["seconds"],
+                "transform_seconds": run["stage_seconds"]["transform"],
+            }
+        )
+    seconds = [n["seconds"] for n in nights]
+    return {
+        "nights": nights,
+        "seconds_per_month": slope(seconds),
+        "transform_seconds_per_month": slope([n["transform_seconds"] for n in nights]),
+        "last_median": sorted(seconds[-3:])[len(seconds[-3:]) // 2],
+    }
+
+
+def slope(values: list[float]) -> float:
+    """The least-squares change of ``values`` per step (0 for fewer than two)."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean_x, mean_y = (n - 1) / 2, sum(values) / n
+    spread = sum((x - mean_x) ** 2 for x in range(n))
+    return sum((x - mean_x) * (y - mean_y) for x, y in enumerate(values)) / spread
 
 
 def median_night(nights: list[dict[str, Any]]) -> dict[str, Any]:
@@ -954,6 +1023,21 @@ def print_size(report: dict[str, Any]) -> None:
         f"{floor['e2e_limit_beyond']:.1f} s beyond the floor for the models, validation, "
         "publication and drop"
     )
+    later = report["later_months"]
+    if later:
+        nights = later["nights"]
+        say(
+            f"later months: {len(nights)} more nights ({nights[0]['tape']} to "
+            f"{nights[-1]['tape']}), one `vault run` each: "
+            + ", ".join(f"{n['seconds']:.2f}" for n in nights)
+            + " s"
+        )
+        say(
+            f"  change per month delivered: {later['seconds_per_month']:+.3f} s a night "
+            f"(the transform {later['transform_seconds_per_month']:+.3f} s); the last three "
+            f"nights' median {later['last_median']:.2f} s = {later['share_of_full']:.1%} of the "
+            "full `vault run`"
+        )
     say()
     for name, q in (("in-process", "in_process_ms"), ("CLI, start-up included", "cli_ms")):
         m = report["query"][q]
@@ -1009,7 +1093,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"error: {folder} exists; remove it or choose another --workdir")
             return 1
         try:
-            reports.append(bench_size(size, folder, args.query_runs))
+            reports.append(bench_size(size, folder, args.query_runs, args.later_months))
         except BenchError as exc:
             say(f"error: [{size.label}] {exc}\n(everything is kept in {folder})")
             return 1

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,12 @@ STAGES = ("extract", "transform", "validate", "publish", "drop")
 
 @pytest.fixture(scope="module")
 def bench_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One run of 300 loans x 6 months (+ 4 later months), shared by the module's tests."""
+    """One run of 300 loans x 6 months (+ 4 later months, then 2 more), shared by the module's
+    tests."""
     folder = tmp_path_factory.mktemp("bench")
     out = folder / "bench.json"
-    args = ["--sizes", "300x6", "--query-runs", "5", "--workdir", str(folder / "work")]
+    args = ["--sizes", "300x6", "--query-runs", "5", "--later-months", "2"]
+    args += ["--workdir", str(folder / "work")]
     done = subprocess.run(
         [sys.executable, str(BENCH), *args, "--json", str(out)],
         capture_output=True,
@@ -44,6 +47,7 @@ def bench_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "incremental / full =" in done.stdout
     assert "landing floor (plain DuckDB" in done.stdout
+    assert "later months: 2 more nights" in done.stdout
     return json.loads(out.read_text())["sizes"][0]
 
 
@@ -140,6 +144,38 @@ def test_the_nightly_month_judged_is_the_median_of_three_nights(bench_report: di
     assert sorted(n["seconds"] for n in nights)[1] == nightly["seconds"]
     assert nightly["tape"] in tapes
     assert nightly["max_peak_rss_mib"] >= nightly["peak_rss_mib"]
+
+
+@pytest.mark.slow
+def test_later_months_follow_the_nights_one_vault_run_each(bench_report: dict) -> None:
+    """--later-months delivers more months after the three nights, to show whether a night's
+    cost grows as a tenant's deliveries accumulate."""
+    later = bench_report["later_months"]
+    tapes = [n["tape"] for n in later["nights"]]
+    nightly = [n["tape"] for n in bench_report["nightly"]["nights"]]
+    assert len(tapes) == 2 and tapes == sorted(tapes) and tapes[0] > nightly[-1]
+    seconds = [n["seconds"] for n in later["nights"]]
+    assert all(0 < n["transform_seconds"] < n["seconds"] for n in later["nights"])
+    assert later["seconds_per_month"] == pytest.approx(seconds[1] - seconds[0])
+    assert later["last_median"] == sorted(seconds)[1]
+    assert later["share_of_full"] == pytest.approx(
+        later["last_median"] / bench_report["full_run"]["seconds"]
+    )
+
+
+def test_later_months_are_generated_to_end_before_the_current_month(bench: Any) -> None:
+    """The transform refuses future periods: many later months move the first month back."""
+    today = date(2026, 12, 6)
+    assert bench.first_month(64, today) == "2021-01"  # ends 2026-04: the usual start
+    assert bench.first_month(71, today) == "2021-01"  # ends 2026-11, the month before today
+    assert bench.first_month(72, today) == "2020-12"
+    assert bench.first_month(88, today) == "2019-08"  # 88 months from 2019-08 end 2026-11
+
+
+def test_the_change_per_month_is_a_least_squares_slope(bench: Any) -> None:
+    assert bench.slope([3.0, 5.0, 7.0]) == pytest.approx(2.0)
+    assert bench.slope([10.0, 9.0, 11.0, 10.0]) == pytest.approx(0.2)
+    assert bench.slope([4.0]) == 0.0
 
 
 @pytest.mark.slow
