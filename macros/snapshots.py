@@ -85,3 +85,22 @@ def file_kind_datasets(evaluator: MacroEvaluator) -> exp.Expression:
     return parse_one(
         f"SELECT * FROM (VALUES {values}) AS kinds(layout, kind, dataset)", dialect="duckdb"
     )
+
+
+@macro()
+def snapshots_read(evaluator: MacroEvaluator) -> exp.Expression:
+    """The ids of the snapshots whose rows a build reads (``main.build_scope``): every committed
+    one in a build of everything, else those landed since the last build.
+
+    A model reads them as ``_snapshot_id IN (@snapshots_read())``: a semi-join on a list, so
+    DuckDB skips the other snapshots' files. With ``everything OR _snapshot_id IN (...)`` it
+    read every snapshot's rows each night (12 M, 29 monthly deliveries after a full run:
+    silver.loan's query 0.4 -> 0.75 s)."""
+    return parse_one(
+        """
+        SELECT snapshot_id FROM bronze.snapshot_file WHERE (SELECT everything FROM main.build_scope)
+        UNION ALL
+        SELECT UNNEST(new_snapshots) FROM main.build_scope
+        """,
+        dialect="duckdb",
+    )

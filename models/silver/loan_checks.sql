@@ -21,17 +21,12 @@ WITH scope AS (
 ), delivered AS (
   /* The rows this build checks: those of the snapshots landed since the last build. Checking
      every row ever delivered grew with each monthly delivery (12 M, two months after a full
-     run: 0.5 -> 0.7 s). The snapshots come as a list for a semi-join, so DuckDB skips the
-     files of the others; with an OR it read every snapshot's rows. */
+     run: 0.5 -> 0.7 s). */
   SELECT
     *
   FROM bronze.loan
   WHERE
-    _snapshot_id IN (
-      SELECT snapshot_id FROM bronze.snapshot_file WHERE (SELECT everything FROM scope)
-      UNION ALL
-      SELECT UNNEST(new_snapshots) FROM scope
-    )
+    _snapshot_id IN (@snapshots_read())
 ), earlier AS (
   /* Each of their loans' last delivery before them, in delivery order: what the first of its
      new rows is compared with, kept by silver.loan_last_delivery. Taking it from every earlier
