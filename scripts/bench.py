@@ -53,6 +53,7 @@ import math
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -359,10 +360,9 @@ def failed(what: str, log: Path) -> BenchError:
 # --- tapes -----------------------------------------------------------------------------------
 
 
-def generate(size: Size, folder: Path, tag: str, extra: int) -> tuple[list[Path], float]:
-    """The full run's tapes, the later months' and ``extra`` more; their paths (oldest first)
-    and the seconds taken."""
-    total = size.months + LATER_MONTHS + extra
+def generate(loans: int, total: int, folder: Path, tag: str) -> tuple[list[Path], float]:
+    """``total`` monthly tapes of ``loans`` loans: their paths (oldest first) and the seconds
+    taken."""
     step = math.ceil(total / 4)
 
     def progress(done: int, total: int) -> None:
@@ -370,7 +370,7 @@ def generate(size: Size, folder: Path, tag: str, extra: int) -> tuple[list[Path]
             say(f"{tag} generated month {done}/{total}")
 
     started = time.perf_counter()
-    paths = generate_tapes(size.loans, total, folder, start=first_month(total), progress=progress)
+    paths = generate_tapes(loans, total, folder, start=first_month(total), progress=progress)
     return paths, time.perf_counter() - started
 
 
@@ -696,7 +696,7 @@ def bench_size(size: Size, folder: Path, query_runs: int, later_months: int) -> 
     tenant = use_home(home)
     total = size.months + LATER_MONTHS + later_months
     say(f"{tag} generating {total} monthly tapes of {size.loans:,} loans")
-    tapes, generate_seconds = generate(size, tapes_dir, tag, later_months)
+    tapes, generate_seconds = generate(size.loans, total, tapes_dir, tag)
     say(f"{tag} generated in {generate_seconds:.1f} s (not counted)")
     later_tapes = tapes[len(tapes) - later_months :]
     tapes = tapes[: len(tapes) - later_months]
@@ -746,9 +746,11 @@ def bench_size(size: Size, folder: Path, query_runs: int, later_months: int) -> 
 
     say(f"{tag} machine check: the baseline again, after the nights")
     again = run_baseline(full_tapes, folder / "baseline-again.parquet", logs / "baseline-again.log")
-    later = run_later_months(tenant, later_tapes, logs, tag) if later_tapes else None
-    if later:
-        later["share_of_full"] = later["last_median"] / full_run["seconds"]
+    later = (
+        run_later_months(tenant, later_tapes, logs, tag, full_run["seconds"])
+        if later_tapes
+        else None
+    )
 
     report = {
         "size": size.label,
@@ -791,10 +793,12 @@ def bench_size(size: Size, folder: Path, query_runs: int, later_months: int) -> 
     return report
 
 
-def run_later_months(tenant: Tenant, tapes: list[Path], logs: Path, tag: str) -> dict[str, Any]:
+def run_later_months(
+    tenant: Tenant, tapes: list[Path], logs: Path, tag: str, full_run_seconds: float
+) -> dict[str, Any]:
     """A night for each of ``tapes``: its ``vault run``'s seconds and the transform's, how much
     a night's time changes per month delivered (least squares), and the median of the last
-    three nights, which the report divides by the full run like the nightly month's."""
+    three nights, divided by the full run like the nightly month's."""
     nights = []
     for night, tape in enumerate(tapes, 1):
         deliver([tape], tenant)
@@ -808,11 +812,13 @@ def run_later_months(tenant: Tenant, tapes: list[Path], logs: Path, tag: str) ->
             }
         )
     seconds = [n["seconds"] for n in nights]
+    last_median = statistics.median_high(seconds[-3:])
     return {
         "nights": nights,
         "seconds_per_month": slope(seconds),
         "transform_seconds_per_month": slope([n["transform_seconds"] for n in nights]),
-        "last_median": sorted(seconds[-3:])[len(seconds[-3:]) // 2],
+        "last_median": last_median,
+        "share_of_full": last_median / full_run_seconds,
     }
 
 
