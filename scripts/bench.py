@@ -140,11 +140,13 @@ class Size:
 
 @dataclass(frozen=True)
 class Measured:
-    """One child process: wall seconds including start-up, and its peak RSS."""
+    """One child process: wall seconds including start-up, its peak RSS, and the CPU seconds it
+    and the processes it waited for used (a `vault run`'s workers among them)."""
 
     seconds: float
     peak_rss_mib: float
     returncode: int
+    cpu_seconds: float
     # What the process and its children held together at most, sampled (see measure).
     tree_peak_rss_mib: float | None = None
 
@@ -285,7 +287,8 @@ LAUNCHER = (
     "proc = subprocess.Popen(sys.argv[2:])\n"
     "_, status, usage = os.wait4(proc.pid, 0)\n"
     "with open(sys.argv[1], 'w') as out:\n"
-    "    out.write(f'{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}')\n"
+    "    cpu = usage.ru_utime + usage.ru_stime\n"
+    "    out.write(f'{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss} {cpu}')\n"
 )
 
 
@@ -318,9 +321,9 @@ def measure(cmd: list[str], log: Path, sample_tree: bool = False) -> Measured:
         seconds = time.perf_counter() - started
     if launcher.returncode != 0:
         raise subprocess.CalledProcessError(launcher.returncode, launcher.args)
-    code, max_rss_kib = (int(x) for x in result.read_text().split())
+    code, max_rss_kib, cpu = result.read_text().split()
     tree_mib = None if tree_peak_kib is None else tree_peak_kib / 1024
-    return Measured(seconds, max_rss_kib / 1024, code, tree_mib)
+    return Measured(seconds, int(max_rss_kib) / 1024, int(code), float(cpu), tree_mib)
 
 
 def tree_rss_kib(root: int) -> int:
@@ -433,7 +436,9 @@ def run_in_one_process(
     Its seconds are the whole run's. Its peak RSS is at most what the three held together: the
     run's own process's peak plus each worker's, from the ledger (``wait4`` gives only the
     largest of the three). With ``sample_tree``, also what they held together at most, sampled
-    (see :func:`measure`). The ledger gives each stage's time inside the run."""
+    (see :func:`measure`). The ledger gives each stage's time inside the run. Its CPU seconds are
+    the run's and its workers', and ``cores_busy`` their share of every core over the run: near
+    1, only less work shortens it, not more overlap."""
     result = measure([*VAULT_CLI, "run", "--tenant", TENANT], log, sample_tree)
     if result.returncode != 0:
         raise failed(f"{what}: vault run", log)
@@ -460,9 +465,16 @@ def run_in_one_process(
         "process_peak_rss_mib": process_mib,
         "worker_peak_rss_mib": workers_mib,
         "tree_peak_rss_mib": result.tree_peak_rss_mib,
+        "cpu_seconds": result.cpu_seconds,
+        "cores_busy": cores_busy(result),
         "rows": records["extract"].rows,
         "stage_seconds": {stage: records[stage].seconds for stage in STAGES},
     }
+
+
+def cores_busy(measured: Measured) -> float:
+    """How much of every core a process and what it waited for kept busy over its wall time."""
+    return measured.cpu_seconds / (measured.seconds * (os.cpu_count() or 1))
 
 
 def full_run_in_one_process(tapes: list[Path], home: Path, logs: Path, tag: str) -> dict[str, Any]:
@@ -837,7 +849,10 @@ def median_night(nights: list[dict[str, Any]]) -> dict[str, Any]:
     largest memory bound of them all: the median is judged, the memory target holds for each."""
     ordered = sorted(nights, key=lambda night: night["seconds"])
     return ordered[len(ordered) // 2] | {
-        "nights": [{"tape": n["tape"], "seconds": n["seconds"]} for n in nights],
+        "nights": [
+            {"tape": n["tape"], "seconds": n["seconds"], "cores_busy": n["cores_busy"]}
+            for n in nights
+        ],
         "max_peak_rss_mib": max(n["peak_rss_mib"] for n in nights),
     }
 
@@ -945,6 +960,10 @@ def print_one_process_run(headline: str, run: dict[str, Any]) -> None:
     )
     inside = ", ".join(f"{s} {t:.2f}" for s, t in run["stage_seconds"].items())
     say(f"  in stage (s): {inside}")
+    say(
+        f"  CPU: {run['cpu_seconds']:.1f} s, the run and its workers: {run['cores_busy']:.0%} "
+        f"of the {os.cpu_count()} cores over the run"
+    )
 
 
 def print_size(report: dict[str, Any]) -> None:
@@ -982,7 +1001,9 @@ def print_size(report: dict[str, Any]) -> None:
         f"{nightly['peak_rss_mib']:.1f} MiB (the sum of the peaks)",
         nightly,
     )
-    each = ", ".join(f"{n['tape']} {n['seconds']:.2f} s" for n in nightly["nights"])
+    each = ", ".join(
+        f"{n['tape']} {n['seconds']:.2f} s ({n['cores_busy']:.0%} busy)" for n in nightly["nights"]
+    )
     say(f"  the median of {len(nightly['nights'])} nights: {each}")
     say(
         f"  nightly / full = {nightly['share_of_full']:.1%} (one `vault run` each; "

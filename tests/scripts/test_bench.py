@@ -114,6 +114,10 @@ def test_nightly_month_runs_every_stage_in_one_process(bench_report: dict) -> No
     assert nightly["seconds"] > sum(nightly["stage_seconds"].values())
     # Judged like for like: one `vault run` a night against one for the full run.
     assert nightly["share_of_full"] == nightly["seconds"] / bench_report["full_run"]["seconds"]
+    # The workers' CPU is the run's: with GX and SQLMesh imported beside the stages, a night
+    # keeps more than one core busy on average.
+    assert nightly["cpu_seconds"] > nightly["seconds"]
+    assert 0.5 / os.cpu_count() < nightly["cores_busy"] <= 1
     full_seconds = bench_report["full"]["seconds"]
     assert nightly["share_of_stage_by_stage_full"] == nightly["seconds"] / full_seconds
 
@@ -227,6 +231,18 @@ def test_a_process_trees_memory_counts_every_process_under_its_root(bench: Any) 
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_runs_cpu_counts_the_processes_it_waited_for(bench: Any, tmp_path: Path) -> None:
+    """A `vault run`'s workers do most of a night's work: the CPU measured for the run is its
+    own and theirs. Here the measured process only waits while its child computes."""
+    work = "import time; end = time.process_time() + 0.5\nwhile time.process_time() < end: pass"
+    waits = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {work!r}], check=True)"
+    measured = bench.measure([sys.executable, "-c", waits], tmp_path / "cpu.log")
+    assert measured.returncode == 0
+    assert measured.cpu_seconds >= 0.5
+    assert 0 < bench.cores_busy(measured) <= 1
+    assert bench.cores_busy(measured) == measured.cpu_seconds / (measured.seconds * os.cpu_count())
 
 
 def test_the_landing_floor_types_every_field_as_extract_does(
