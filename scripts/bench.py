@@ -447,6 +447,9 @@ def run_in_one_process(
     workers_mib = {
         stage: records[stage].details["worker_peak_rss_mib"] for stage in ("transform", "validate")
     }
+    workers_cpu = {
+        stage: records[stage].details["worker_cpu_seconds"] for stage in ("transform", "validate")
+    }
     peak_rss_mib = process_mib + sum(workers_mib.values())
     together = (
         ""
@@ -467,6 +470,8 @@ def run_in_one_process(
         "tree_peak_rss_mib": result.tree_peak_rss_mib,
         "cpu_seconds": result.cpu_seconds,
         "cores_busy": cores_busy(result),
+        "process_cpu_seconds": max(r.details["process_cpu_seconds"] for r in records.values()),
+        "worker_cpu_seconds": workers_cpu,
         "rows": records["extract"].rows,
         "stage_seconds": {stage: records[stage].seconds for stage in STAGES},
     }
@@ -960,9 +965,12 @@ def print_one_process_run(headline: str, run: dict[str, Any]) -> None:
     )
     inside = ", ".join(f"{s} {t:.2f}" for s, t in run["stage_seconds"].items())
     say(f"  in stage (s): {inside}")
+    workers_cpu = run["worker_cpu_seconds"]
     say(
         f"  CPU: {run['cpu_seconds']:.1f} s, the run and its workers: {run['cores_busy']:.0%} "
-        f"of the {os.cpu_count()} cores over the run"
+        f"of the {os.cpu_count()} cores over the run (the run's process "
+        f"{run['process_cpu_seconds']:.1f} s; by their results, transform worker "
+        f"{workers_cpu['transform']:.1f} s, validation worker {workers_cpu['validate']:.1f} s)"
     )
 
 

@@ -16,7 +16,7 @@ from functools import partial
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from servicervault import ledger, memory
+from servicervault import ledger, usage
 from servicervault.config import Tenant
 from servicervault.contracts import LOAN_MONTHS
 from servicervault.errors import NotReadyError, VaultError
@@ -103,6 +103,7 @@ def _transform(
         "removed_tables": result.removed_tables,
         "cleanup_failure": result.cleanup_failure,
         "worker_peak_rss_mib": worker.peak_rss_mib if worker else None,
+        "worker_cpu_seconds": worker.cpu_seconds if worker else None,
     }
     return rows, message, details
 
@@ -178,6 +179,7 @@ def _validate(
         "results_json": str(outcome.results_json),
         "data_docs": str(outcome.data_docs_index),
         "worker_peak_rss_mib": worker.peak_rss_mib if worker else None,
+        "worker_cpu_seconds": worker.cpu_seconds if worker else None,
     }
     if not outcome.success:
         raise StageFailed(outcome.summary(), details)
@@ -400,7 +402,8 @@ def _run_one(
         )
         raise
     # The run's own process, so far; a stage run in a worker records the worker's beside it.
-    details["process_peak_rss_mib"] = memory.peak_rss_mib()
+    details["process_peak_rss_mib"] = usage.peak_rss_mib()
+    details["process_cpu_seconds"] = usage.cpu_seconds()
     record = StageRecord(
         run_id, tenant.id, stage, status, watch.started_at, watch.seconds, rows, message, details
     )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from servicervault import deferred_imports, memory
+from servicervault import deferred_imports, usage
 from servicervault.errors import VaultError
 from servicervault.fast_exit import fast_exit
 
@@ -91,8 +91,10 @@ class StageWorker:
         )
         self._process.start()
         child_end.close()
-        #: The worker's peak resident memory, known once it has run.
+        #: The worker's peak resident memory and the CPU seconds it had used (its import and
+        #: warm-up included), known once it has sent its result.
         self.peak_rss_mib: float | None = None
+        self.cpu_seconds: float | None = None
         self._finishing = False  # replied, and still doing what comes after the reply
         self._done = False  # sent everything it will send, and is ending on its own
 
@@ -110,8 +112,7 @@ class StageWorker:
 
     def result(self) -> Any:
         """What the function sent with :meth:`send` returned; its errors re-raised."""
-        ok, value, peak_rss_mib = self._receive()
-        self.peak_rss_mib = peak_rss_mib
+        ok, value, self.peak_rss_mib, self.cpu_seconds = self._receive()
         self._finishing = ok and WORKER_STAGES[self.stage].finishes_after_reply
         self._done = not self._finishing
         if not ok:
@@ -131,7 +132,7 @@ class StageWorker:
                 f"process failed: {error}"
             ) from error
 
-    def _receive(self, after_reply: bool = False) -> tuple[bool, Any, float]:
+    def _receive(self, after_reply: bool = False) -> tuple[bool, Any, float, float]:
         try:
             return self._connection.recv()
         except EOFError:
@@ -228,12 +229,12 @@ def _exit_with_the_run() -> None:
 
 
 def _reply(connection: Connection, stage: str, value: Any) -> None:
-    peak_rss_mib = memory.peak_rss_mib()
+    spent = (usage.peak_rss_mib(), usage.cpu_seconds())
     if not isinstance(value, BaseException):
-        connection.send((True, value, peak_rss_mib))
+        connection.send((True, value, *spent))
         return
     value.add_note(f"in the {stage} process:\n{traceback.format_exc()}")
-    connection.send((False, _transportable(value), peak_rss_mib))
+    connection.send((False, _transportable(value), *spent))
 
 
 def _transportable(error: BaseException) -> BaseException:

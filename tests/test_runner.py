@@ -53,6 +53,12 @@ def test_a_failed_expectation_stops_the_run_and_nothing_is_published(
     # run's own process.
     assert records[1].details["worker_peak_rss_mib"] > 100
     assert records[2].details["worker_peak_rss_mib"] > 100
+    # So is the CPU each worker had used by its result, its library's import included, and the
+    # CPU the run's own process had used by the end of each stage.
+    assert records[1].details["worker_cpu_seconds"] > 0.5
+    assert records[2].details["worker_cpu_seconds"] > 0.5
+    used = [r.details["process_cpu_seconds"] for r in records]
+    assert used[0] > 0 and used == sorted(used)
     # The publication was written while the worker validated, and put in place after; the
     # worker wrote the validation's reports after its outcome, before the run ended.
     assert records[3].details["written_during_validation"] is True
@@ -64,6 +70,7 @@ def test_a_failed_expectation_stops_the_run_and_nothing_is_published(
     records = run_stages(tenant, ("validate", "publish"))
     assert [(r.stage, r.status) for r in records] == [("validate", "failed")]
     assert records[0].details["worker_peak_rss_mib"] is None
+    assert records[0].details["worker_cpu_seconds"] is None
     failure = records[0].message
     assert "gold.portfolio_monthly" in failure and "smm" in failure
     assert "expect_column_values_to_be_between" in failure

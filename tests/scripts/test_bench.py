@@ -118,6 +118,9 @@ def test_nightly_month_runs_every_stage_in_one_process(bench_report: dict) -> No
     # keeps more than one core busy on average.
     assert nightly["cpu_seconds"] > nightly["seconds"]
     assert 0.5 / os.cpu_count() < nightly["cores_busy"] <= 1
+    # The ledger's share of it: the run's own process, and each worker up to its result.
+    parts = nightly["process_cpu_seconds"] + sum(nightly["worker_cpu_seconds"].values())
+    assert 0.5 * nightly["cpu_seconds"] < parts <= nightly["cpu_seconds"]
     full_seconds = bench_report["full"]["seconds"]
     assert nightly["share_of_stage_by_stage_full"] == nightly["seconds"] / full_seconds
 

@@ -1,4 +1,4 @@
-"""The peak memory of this process, for the run ledger."""
+"""What this process has used, for the run ledger: its peak memory and its CPU time."""
 
 from __future__ import annotations
 
@@ -19,3 +19,11 @@ def peak_rss_mib() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
     return int(kib) / 1024
+
+
+def cpu_seconds() -> float:
+    """CPU seconds this process has used so far, on every thread (DuckDB's among them), in user
+    and kernel mode. A run's stages keep both cores of a small machine busy, so a stage is only
+    shortened by taking CPU from it; this says where that CPU goes."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
