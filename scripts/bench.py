@@ -73,6 +73,7 @@ from servicervault import ledger
 from servicervault.config import PROJECT_ROOT, Tenant, load_tenant, vault_home
 from servicervault.generator import generate_tapes
 from servicervault.sql import literal
+from servicervault.stage_worker import WORKER_STAGES
 from servicervault.stages.publish import analytics_path
 from servicervault.stages.query import query
 from servicervault.stages.validate import warehouse_path
@@ -444,12 +445,10 @@ def run_in_one_process(
         raise failed(f"{what}: vault run", log)
     records = newest_records(tenant)
     process_mib = max(r.details["process_peak_rss_mib"] for r in records.values())
-    workers_mib = {
-        stage: records[stage].details["worker_peak_rss_mib"] for stage in ("transform", "validate")
-    }
-    workers_cpu = {
-        stage: records[stage].details["worker_cpu_seconds"] for stage in ("transform", "validate")
-    }
+    workers_mib, workers_cpu = (
+        {stage: records[stage].details[key] for stage in WORKER_STAGES}
+        for key in ("worker_peak_rss_mib", "worker_cpu_seconds")
+    )
     peak_rss_mib = process_mib + sum(workers_mib.values())
     together = (
         ""

@@ -102,10 +102,18 @@ def _transform(
         "period_tables": result.period_tables,
         "removed_tables": result.removed_tables,
         "cleanup_failure": result.cleanup_failure,
+        **_worker_usage(worker),
+    }
+    return rows, message, details
+
+
+def _worker_usage(worker: StageWorker | None) -> dict[str, float | None]:
+    """What a stage's worker used, for the stage's record; None when the stage ran in the run's
+    own process, whose usage every record has."""
+    return {
         "worker_peak_rss_mib": worker.peak_rss_mib if worker else None,
         "worker_cpu_seconds": worker.cpu_seconds if worker else None,
     }
-    return rows, message, details
 
 
 def _current_transform(tenant: Tenant) -> StageRecord:
@@ -178,8 +186,7 @@ def _validate(
         "loan_months_checked": outcome.rows_checked.get(LOAN_MONTHS),
         "results_json": str(outcome.results_json),
         "data_docs": str(outcome.data_docs_index),
-        "worker_peak_rss_mib": worker.peak_rss_mib if worker else None,
-        "worker_cpu_seconds": worker.cpu_seconds if worker else None,
+        **_worker_usage(worker),
     }
     if not outcome.success:
         raise StageFailed(outcome.summary(), details)

@@ -3,8 +3,11 @@ CPU time on every thread."""
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
+
+import duckdb
 
 from servicervault.usage import cpu_seconds, peak_rss_mib
 
@@ -26,10 +29,6 @@ def test_a_process_started_by_a_large_one_reports_its_own_peak() -> None:
 
 def test_cpu_time_counts_every_thread_of_the_process() -> None:
     """DuckDB works on threads of its own beside the calling one; their CPU is the stage's too."""
-    import resource
-
-    import duckdb
-
     with duckdb.connect(config={"threads": 2}) as con:
         con.execute("CREATE TABLE t AS SELECT range AS i FROM range(30000000)")
         before, thread_before = cpu_seconds(), resource.getrusage(resource.RUSAGE_THREAD)
