@@ -48,6 +48,8 @@ def bench_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert "incremental / full =" in done.stdout
     assert "landing floor (plain DuckDB" in done.stdout
     assert "later months: 2 more nights" in done.stdout
+    assert "fixed cost of a night: a book of 300 loans" in done.stdout
+    assert "both end to end and incremental: nights of at most" in done.stdout
     return json.loads(out.read_text())["sizes"][0]
 
 
@@ -168,6 +170,30 @@ def test_later_months_follow_the_nights_one_vault_run_each(bench_report: dict) -
     assert later["share_of_full"] == pytest.approx(
         later["last_median"] / bench_report["full_run"]["seconds"]
     )
+
+
+@pytest.mark.slow
+def test_a_nights_fixed_cost_is_measured_on_a_small_book(bench_report: dict) -> None:
+    """Three nights of a 300-loan book with the size's months of history, measured like the
+    nights: what any night pays, and so the least a night takes at the end-to-end limit."""
+    fixed = bench_report["fixed_night"]
+    assert (fixed["loans"], fixed["months"]) == (300, bench_report["months"])
+    nights = fixed["nights"]
+    assert len(nights) == 3 and len({n["tape"] for n in nights}) == 3
+    assert sorted(n["seconds"] for n in nights)[1] == fixed["seconds"]
+    assert list(fixed["stage_seconds"]) == list(STAGES)
+    assert 0 < fixed["rows"] <= 300  # one month of the small book
+    assert fixed["cpu_seconds"] > fixed["seconds"]  # the workers ran beside the stages
+    full_run, nightly = bench_report["full_run"], bench_report["nightly"]
+    assert fixed["share_of_full"] == fixed["seconds"] / full_run["seconds"]
+    assert fixed["of_nightly"] == fixed["seconds"] / nightly["seconds"]
+    limit = 2 * bench_report["baseline"]["seconds"] + 15
+    assert fixed["ceiling_at_e2e_limit"] == pytest.approx(0.1 * limit)
+
+
+def test_the_nights_allowed_at_the_e2e_limit_are_a_tenth_of_it(bench: Any) -> None:
+    assert bench.night_ceiling_at_e2e_limit(15.0) == pytest.approx(4.5)
+    assert bench.night_ceiling_at_e2e_limit(0.0) == pytest.approx(1.5)
 
 
 def test_later_months_are_generated_to_end_before_the_current_month(bench: Any) -> None:
