@@ -63,6 +63,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from importlib import metadata
@@ -364,6 +366,17 @@ def use_home(home: Path) -> Tenant:
     return load_tenant(TENANT)
 
 
+@contextmanager
+def another_home(home: Path) -> Iterator[Tenant]:
+    """Point this process and its children at ``home`` for the block, then back at the home they
+    pointed at before, however the block ends."""
+    before = Path(os.environ["VAULT_HOME"])
+    try:
+        yield use_home(home)
+    finally:
+        use_home(before)
+
+
 def failed(what: str, log: Path) -> BenchError:
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
     return BenchError(f"{what} failed (log {log}):\n{tail}")
@@ -493,11 +506,10 @@ def full_run_in_one_process(tapes: list[Path], home: Path, logs: Path, tag: str)
     """The full run again as one ``vault run``, in a home of its own, which is then removed (it
     holds what the stage-by-stage run built a second time). Its memory is sampled as well: the
     sum of its three processes' peaks counts the transform's and validation's apart, though
-    they come one after the other. It leaves the benchmark pointed at ``home``; after a failure
-    the home is kept."""
-    tenant = use_home(home)
-    deliver(tapes, tenant)
-    run = run_in_one_process(tenant, logs / "full-run.log", f"{tag} full run", sample_tree=True)
+    they come one after the other. After a failure the home is kept."""
+    with another_home(home) as tenant:
+        deliver(tapes, tenant)
+        run = run_in_one_process(tenant, logs / "full-run.log", f"{tag} full run", sample_tree=True)
     shutil.rmtree(home)
     return run
 
@@ -753,7 +765,6 @@ def bench_size(size: Size, folder: Path, query_runs: int, later_months: int) -> 
 
     say(f"{tag} full run again, as one vault run in a second home")
     full_run = full_run_in_one_process(full_run_tapes, folder / "home-run", logs, tag)
-    tenant = use_home(home)
 
     say(f"{tag} incremental: delivering {held_back.name}")
     deliver([held_back], tenant)
@@ -761,7 +772,6 @@ def bench_size(size: Size, folder: Path, query_runs: int, later_months: int) -> 
 
     nightly = median_night(run_nights(tenant, nightly_tapes, logs, "nightly-run", f"{tag} nightly"))
     fixed = fixed_night(size.months, folder / "fixed-cost", logs, tag)
-    tenant = use_home(home)
 
     say(f"{tag} machine check: the baseline again, after the nights")
     again = run_baseline(full_tapes, folder / "baseline-again.parquet", logs / "baseline-again.log")
@@ -838,16 +848,19 @@ def fixed_night(months: int, folder: Path, logs: Path, tag: str) -> dict[str, An
     history, each measured as the size's nights are: what every night pays whatever a book's
     size (interpreters, imports, SQLMesh's plans and work per model, Great Expectations' per
     expectation, the reports). A full run in a home of its own comes first and is not
-    measured. It leaves the benchmark pointed at that home."""
+    measured."""
     say(f"{tag} fixed cost: generating {months + NIGHTS} tapes of {FIXED_COST_LOANS} loans")
     tapes, _ = generate(FIXED_COST_LOANS, months + NIGHTS, folder / "tapes", tag)
-    tenant = use_home(folder / "home")
-    say(f"{tag} fixed cost: a full run of {FIXED_COST_LOANS} loans x {months} months, not measured")
-    deliver(tapes[:-NIGHTS], tenant)
-    run_in_one_process(tenant, logs / "fixed-cost-full-run.log", f"{tag} fixed cost, full run")
-    nights = run_nights(
-        tenant, tapes[-NIGHTS:], logs, "fixed-cost-night", f"{tag} fixed cost, night"
-    )
+    with another_home(folder / "home") as tenant:
+        say(
+            f"{tag} fixed cost: a full run of {FIXED_COST_LOANS} loans x {months} months, "
+            "not measured"
+        )
+        deliver(tapes[:-NIGHTS], tenant)
+        run_in_one_process(tenant, logs / "fixed-cost-full-run.log", f"{tag} fixed cost, full run")
+        nights = run_nights(
+            tenant, tapes[-NIGHTS:], logs, "fixed-cost-night", f"{tag} fixed cost, night"
+        )
     return median_night(nights) | {"loans": FIXED_COST_LOANS, "months": months}
 
 

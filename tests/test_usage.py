@@ -12,7 +12,7 @@ import duckdb
 from servicervault.usage import cpu_seconds, peak_rss_mib
 
 CHILD = (
-    "import resource; from servicervault.usage import cpu_seconds, peak_rss_mib; "
+    "import resource; from servicervault.usage import peak_rss_mib; "
     "print(peak_rss_mib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
 )
 
